@@ -1,0 +1,151 @@
+#include "libcompress/runtime/interpreter.h"
+
+#include <set>
+
+#include "libcompress/runtime/op_registry.h"
+
+namespace slim {
+
+Expected<std::unique_ptr<Interpreter>> Interpreter::Create(const Graph& graph) {
+  std::unique_ptr<Interpreter> interp(new Interpreter(graph));
+  SLIM_RETURN_IF_ERROR(interp->Plan());
+  return interp;
+}
+
+namespace {
+
+// The Cast-elision rule described in interpreter.h.
+bool IsElidableWeightCast(const Graph& g, const Node& node) {
+  if (node.op_type != "Cast" || !node.domain.empty() || node.inputs.size() != 1) return false;
+  if (node.GetInt("to", 0) != static_cast<int64_t>(DType::kFloat32)) return false;
+  const Tensor* w = g.FindInitializer(node.inputs[0]);
+  if (!w || (w->dtype() != DType::kFloat16 && w->dtype() != DType::kBFloat16)) return false;
+  const std::string& out = node.outputs[0];
+  for (const auto& o : g.outputs) {
+    if (o.name == out) return false;
+  }
+  const auto consumers = g.Consumers(out);
+  if (consumers.empty()) return false;
+  for (int c : consumers) {
+    const Node& n = g.nodes[static_cast<size_t>(c)];
+    if ((n.op_type != "MatMul" && n.op_type != "Gemm") || !n.domain.empty()) return false;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (n.inputs[i] == out && i != 1) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Status Interpreter::Plan() {
+  opset_ = graph_.onnx_opset();
+  SLIM_RETURN_IF_ERROR(graph_.Validate());
+  const OpTable& ops = BuiltinOps();
+  for (const auto& node : graph_.nodes) {
+    if (!ops.Find(node.domain, node.op_type)) {
+      return Unsupported(node.Describe(), (node.domain.empty() ? "" : " (domain '" + node.domain + "')"),
+                         ": operator is not supported by the slimpack runtime");
+    }
+  }
+  auto slot = [&](const std::string& name) {
+    auto it = slot_of_.find(name);
+    if (it != slot_of_.end()) return it->second;
+    const int s = static_cast<int>(constants_.size());
+    slot_of_[name] = s;
+    constants_.emplace_back();
+    return s;
+  };
+  for (const auto& in : graph_.inputs) slot(in.name);
+  for (const auto& name : graph_.initializer_names()) {
+    constants_[static_cast<size_t>(slot(name))] = *graph_.FindInitializer(name);
+  }
+  std::vector<int> last_use;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const Node& node = graph_.nodes[i];
+    if (IsElidableWeightCast(graph_, node)) {
+      slot_of_[node.outputs[0]] = slot(node.inputs[0]);  // alias to the 16-bit weight
+      continue;
+    }
+    Step step{i, {}, {}, {}};
+    for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
+    for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
+    steps_.push_back(std::move(step));
+  }
+  last_use.assign(constants_.size(), -1);
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    for (int in : steps_[s].inputs) {
+      if (in >= 0) last_use[static_cast<size_t>(in)] = static_cast<int>(s);
+    }
+  }
+  for (size_t v = 0; v < last_use.size(); ++v) {
+    // Initializers and graph inputs are never released (they are not ours).
+    if (last_use[v] >= 0 && !constants_[v].defined()) {
+      steps_[static_cast<size_t>(last_use[v])].release.push_back(static_cast<int>(v));
+    }
+  }
+  return Status::Ok();
+}
+
+Expected<std::map<std::string, Tensor>> Interpreter::Run(
+    const std::map<std::string, Tensor>& feeds, const std::vector<std::string>& output_names) const {
+  std::vector<Tensor> values = constants_;
+  for (const auto& in : graph_.inputs) {
+    auto it = feeds.find(in.name);
+    if (it == feeds.end()) {
+      if (graph_.FindInitializer(in.name)) continue;  // input with a default value
+      return InvalidInput("graph input '", in.name, "' was not provided");
+    }
+    if (in.dtype != DType::kUndefined && it->second.dtype() != in.dtype) {
+      return InvalidInput("graph input '", in.name, "' expects ", DTypeName(in.dtype), ", got ",
+                          DTypeName(it->second.dtype()));
+    }
+    values[static_cast<size_t>(slot_of_.at(in.name))] = it->second;
+  }
+  std::vector<std::string> wanted = output_names;
+  if (wanted.empty()) {
+    for (const auto& o : graph_.outputs) wanted.push_back(o.name);
+  }
+  std::set<int> keep;
+  for (const auto& name : wanted) {
+    auto it = slot_of_.find(name);
+    if (it == slot_of_.end()) return InvalidInput("value '", name, "' is not in the graph");
+    keep.insert(it->second);
+  }
+  const OpTable& ops = BuiltinOps();
+  std::vector<Tensor> outs;
+  for (const Step& step : steps_) {
+    const Node& node = graph_.nodes[step.node];
+    OpCall call{node, opset_, {}};
+    call.inputs.reserve(step.inputs.size());
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      const int s = step.inputs[i];
+      if (s >= 0 && !values[static_cast<size_t>(s)].defined()) {
+        return Internal(node.Describe(), ": input '", node.inputs[i], "' has no value");
+      }
+      call.inputs.push_back(s < 0 ? nullptr : &values[static_cast<size_t>(s)]);
+    }
+    outs.assign(node.outputs.size(), Tensor());
+    Status st = (*ops.Find(node.domain, node.op_type))(call, outs);
+    if (!st.ok()) return st;
+    for (size_t i = 0; i < step.outputs.size(); ++i) {
+      if (step.outputs[i] < 0) continue;
+      if (!outs[i].defined()) {
+        return Internal(node.Describe(), ": output '", node.outputs[i], "' was not produced");
+      }
+      values[static_cast<size_t>(step.outputs[i])] = std::move(outs[i]);
+    }
+    for (int r : step.release) {
+      if (!keep.count(r)) values[static_cast<size_t>(r)] = Tensor();
+    }
+  }
+  std::map<std::string, Tensor> result;
+  for (const auto& name : wanted) {
+    const Tensor& t = values[static_cast<size_t>(slot_of_.at(name))];
+    if (!t.defined()) return Internal("value '", name, "' was not computed");
+    result[name] = t;
+  }
+  return result;
+}
+
+}  // namespace slim

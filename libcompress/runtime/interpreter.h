@@ -1,0 +1,52 @@
+// Reference interpreter: executes an IR graph node by node with ONNX
+// semantics.
+//
+// Create() checks every operator before anything runs (an unsupported op is
+// an error naming op and node) and builds a plan: a slot per value, the step
+// after which each slot can be freed, and one execution-only rewrite that
+// keeps FP16 weights FP16 in memory: Cast(fp16/bf16 initializer -> float)
+// feeding only MatMul/Gemm B inputs is skipped and the matmul reads the
+// 16-bit weight directly (converting on the fly), so an FP32-compute graph
+// over FP16 weights never holds an FP32 copy of the weights.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libcompress/common/status.h"
+#include "libcompress/ir/graph.h"
+
+namespace slim {
+
+class Interpreter {
+ public:
+  // `graph` must outlive the interpreter.
+  static Expected<std::unique_ptr<Interpreter>> Create(const Graph& graph);
+
+  // Runs the graph. `feeds` holds every graph input (by name); returns the
+  // requested outputs (all graph outputs when `output_names` is empty).
+  Expected<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds,
+                                              const std::vector<std::string>& output_names = {}) const;
+
+  const Graph& graph() const { return graph_; }
+
+ private:
+  struct Step {
+    size_t node;
+    std::vector<int> inputs;   // slot per node input, -1 when omitted
+    std::vector<int> outputs;  // slot per node output, -1 when omitted
+    std::vector<int> release;  // slots whose last reader is this step
+  };
+  explicit Interpreter(const Graph& graph) : graph_(graph) {}
+  Status Plan();
+
+  const Graph& graph_;
+  int64_t opset_ = 0;
+  std::map<std::string, int> slot_of_;
+  std::vector<Tensor> constants_;  // slot -> initializer (undefined for others)
+  std::vector<Step> steps_;
+};
+
+}  // namespace slim
