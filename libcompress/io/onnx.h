@@ -15,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "libcompress/common/status.h"
 #include "libcompress/io/model.h"
@@ -22,6 +23,12 @@
 namespace slim {
 
 Expected<Model> ReadOnnx(const std::string& path);
+
+// The distinct operator types of the model's main graph ("MatMul", or
+// "domain.Op" outside ai.onnx), sorted, without converting anything else. It
+// answers "which ops does this file use" even when ReadOnnx refuses the
+// model (subgraphs, sequence types), e.g. for the conformance summary.
+Expected<std::vector<std::string>> ReadOnnxOpTypes(const std::string& path);
 
 // One TensorProto serialized on its own (ONNX test data: input_0.pb). The
 // tensor's name, when set, goes to *name.

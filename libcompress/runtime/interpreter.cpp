@@ -72,6 +72,16 @@ Status Interpreter::Plan() {
     for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
     steps_.push_back(std::move(step));
   }
+  kind_.assign(constants_.size(), SlotKind::kActivation);
+  for (const auto& in : graph_.inputs) kind_[static_cast<size_t>(slot_of_.at(in.name))] = SlotKind::kInput;
+  for (const auto& name : graph_.initializer_names()) {
+    kind_[static_cast<size_t>(slot_of_.at(name))] = SlotKind::kWeight;
+  }
+  for (const Step& step : steps_) {
+    if (graph_.nodes[step.node].op_type == "Constant" && step.outputs[0] >= 0) {
+      kind_[static_cast<size_t>(step.outputs[0])] = SlotKind::kWeight;
+    }
+  }
   last_use.assign(constants_.size(), -1);
   for (size_t s = 0; s < steps_.size(); ++s) {
     for (int in : steps_[s].inputs) {
@@ -87,8 +97,31 @@ Status Interpreter::Plan() {
   return Status::Ok();
 }
 
+void Interpreter::CountReads(const Step& step, const OpCall& call, RunStats* stats) const {
+  const std::string& op = call.node.op_type;
+  if (op == "Shape" || op == "Size") return;  // metadata only
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    const int s = step.inputs[i];
+    if (s < 0 || kind_[static_cast<size_t>(s)] == SlotKind::kActivation) continue;
+    const Tensor& t = *call.inputs[i];
+    uint64_t bytes = t.nbytes();
+    if (op == "Gather" && i == 0 && t.rank() > 0 && call.in(1)) {
+      // Only the gathered slices are read (an embedding lookup reads rows).
+      const int64_t axis = call.node.GetInt("axis", 0);
+      const int64_t dim = t.dim(static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(t.rank()) : axis));
+      if (dim > 0) bytes = bytes / static_cast<uint64_t>(dim) * static_cast<uint64_t>(call.in(1)->numel());
+    }
+    if (kind_[static_cast<size_t>(s)] == SlotKind::kWeight) {
+      stats->weight_bytes_read += bytes;
+    } else {
+      stats->input_bytes_read += bytes;
+    }
+  }
+}
+
 Expected<std::map<std::string, Tensor>> Interpreter::Run(
-    const std::map<std::string, Tensor>& feeds, const std::vector<std::string>& output_names) const {
+    const std::map<std::string, Tensor>& feeds, const std::vector<std::string>& output_names,
+    RunStats* stats) const {
   std::vector<Tensor> values = constants_;
   for (const auto& in : graph_.inputs) {
     auto it = feeds.find(in.name);
@@ -125,6 +158,7 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
       }
       call.inputs.push_back(s < 0 ? nullptr : &values[static_cast<size_t>(s)]);
     }
+    if (stats) CountReads(step, call, stats);
     outs.assign(node.outputs.size(), Tensor());
     Status st = (*ops.Find(node.domain, node.op_type))(call, outs);
     if (!st.ok()) return st;

@@ -20,6 +20,19 @@
 
 namespace slim {
 
+struct OpCall;  // op_registry.h
+
+// Memory traffic of one Run, counted as the ops execute: bytes of weights
+// (initializers and Constant-node tensors) and of graph inputs (for a decoder:
+// the KV cache) that operators read. Gather reads only the gathered rows;
+// Shape/Size read no data. This is what a decoded token costs in DRAM
+// traffic when weights do not fit in cache, the figure the bandwidth budget
+// is checked against.
+struct RunStats {
+  uint64_t weight_bytes_read = 0;
+  uint64_t input_bytes_read = 0;
+};
+
 class Interpreter {
  public:
   // `graph` must outlive the interpreter.
@@ -27,8 +40,10 @@ class Interpreter {
 
   // Runs the graph. `feeds` holds every graph input (by name); returns the
   // requested outputs (all graph outputs when `output_names` is empty).
+  // When `stats` is given, the memory traffic is added to it.
   Expected<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds,
-                                              const std::vector<std::string>& output_names = {}) const;
+                                              const std::vector<std::string>& output_names = {},
+                                              RunStats* stats = nullptr) const;
 
   const Graph& graph() const { return graph_; }
 
@@ -41,11 +56,14 @@ class Interpreter {
   };
   explicit Interpreter(const Graph& graph) : graph_(graph) {}
   Status Plan();
+  void CountReads(const Step& step, const OpCall& call, RunStats* stats) const;
 
   const Graph& graph_;
   int64_t opset_ = 0;
   std::map<std::string, int> slot_of_;
   std::vector<Tensor> constants_;  // slot -> initializer (undefined for others)
+  enum class SlotKind : uint8_t { kActivation, kWeight, kInput };
+  std::vector<SlotKind> kind_;     // what a read of the slot counts as in RunStats
   std::vector<Step> steps_;
 };
 

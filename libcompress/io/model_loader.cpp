@@ -1,0 +1,117 @@
+#include "libcompress/io/model_loader.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "libcompress/io/hf_llama.h"
+#include "libcompress/io/onnx.h"
+
+namespace slim {
+namespace {
+
+bool IsDir(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool Exists(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0;
+}
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+std::string DirName(const std::string& p) {
+  const auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
+}
+
+Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return InvalidInput(path, ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    return InvalidInput(path, ": not valid JSON at byte ", e.byte, ": ", e.what());
+  }
+}
+
+// An ONNX graph carries no token ids or head counts; a config.json beside it
+// (as Optimum exports write) supplies them.
+Status ApplyConfigToOnnxDecoder(const std::string& dir, Model* model) {
+  const std::string path = dir + "/config.json";
+  if (!model->decoder || !Exists(path)) return Status::Ok();
+  SLIM_ASSIGN_OR_RETURN(nlohmann::json cfg, ReadJsonFile(path));
+  SLIM_CHECK_INPUT(cfg.is_object(), path, ": expected a JSON object");
+  DecoderSpec& d = *model->decoder;
+  auto get = [&](const char* key, int64_t* out) {
+    if (cfg.contains(key) && cfg[key].is_number_integer()) *out = cfg[key].get<int64_t>();
+  };
+  get("bos_token_id", &d.bos_token_id);
+  get("eos_token_id", &d.eos_token_id);
+  get("num_attention_heads", &d.num_heads);
+  get("hidden_size", &d.hidden_size);
+  get("max_position_embeddings", &d.max_positions);
+  if (d.vocab_size == 0) get("vocab_size", &d.vocab_size);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ApplySlimpackSidecar(const std::string& dir, Model* model) {
+  const std::string path = dir + "/slimpack.json";
+  if (!Exists(path)) return Status::Ok();
+  SLIM_ASSIGN_OR_RETURN(nlohmann::json j, ReadJsonFile(path));
+  SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object");
+  if (!j.contains("vocab")) return Status::Ok();
+  const auto& v = j["vocab"];
+  SLIM_CHECK_INPUT(v.is_object() && v.contains("kind") && v["kind"].is_string(), path,
+                   ": \"vocab\" must be an object with a string \"kind\"");
+  const std::string kind = v["kind"].get<std::string>();
+  SLIM_CHECK_INPUT(kind == "bytes", path, ": vocab kind '", kind,
+                   "' is not supported (only \"bytes\")");
+  ByteVocab bv;
+  if (v.contains("first_id")) {
+    SLIM_CHECK_INPUT(v["first_id"].is_number_integer() && v["first_id"].get<int64_t>() >= 0, path,
+                     ": vocab.first_id must be a non-negative integer");
+    bv.first_id = v["first_id"].get<int64_t>();
+  }
+  if (model->decoder && model->decoder->vocab_size > 0) {
+    SLIM_CHECK_INPUT(bv.first_id + 256 <= model->decoder->vocab_size, path,
+                     ": byte vocabulary ids ", bv.first_id, "..", bv.first_id + 255,
+                     " exceed the model's vocabulary of ", model->decoder->vocab_size);
+  }
+  model->byte_vocab = bv;
+  return Status::Ok();
+}
+
+Expected<Model> LoadModel(const std::string& path) {
+  if (!Exists(path)) return InvalidInput(path, ": no such file or directory");
+  Model model;
+  std::string dir;
+  if (IsDir(path)) {
+    SLIM_CHECK_INPUT(Exists(path + "/config.json"), path,
+                     ": directory has no config.json (for an ONNX model, name the .onnx file)");
+    SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
+    dir = path;
+  } else if (EndsWith(path, ".safetensors")) {
+    SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
+    dir = DirName(path);
+  } else if (EndsWith(path, ".onnx")) {
+    SLIM_ASSIGN_OR_RETURN(model, ReadOnnx(path));
+    dir = DirName(path);
+    SLIM_RETURN_IF_ERROR(ApplyConfigToOnnxDecoder(dir, &model));
+  } else {
+    return InvalidInput(path, ": unrecognised model format (expected a directory with config.json, "
+                        "a .safetensors file or an .onnx file)");
+  }
+  model.path = path;
+  SLIM_RETURN_IF_ERROR(ApplySlimpackSidecar(dir, &model));
+  return model;
+}
+
+}  // namespace slim

@@ -1,0 +1,52 @@
+// Drives a decoder graph (Model::decoder) for full-sequence evaluation and
+// token-by-token generation, independent of the format the model came from.
+//
+// Graphs with past_key_values inputs keep a KV cache: each Append feeds the
+// new tokens with the cached keys/values and stores the returned present.*
+// tensors as the next past. Graphs without past (a plain full-sequence
+// export) recompute the whole context on each Append and return the rows of
+// the new tokens, so both kinds answer the same questions.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "libcompress/io/model.h"
+#include "libcompress/runtime/interpreter.h"
+
+namespace slim {
+
+class DecoderSession {
+ public:
+  // `model` must outlive the session. Fails when the model is not a decoder.
+  static Expected<std::unique_ptr<DecoderSession>> Create(const Model& model);
+
+  // Appends `tokens` (batch 1) to the context; returns their logits,
+  // row-major [tokens.size(), vocab_size()] as float32.
+  Expected<std::vector<float>> Append(const std::vector<int64_t>& tokens);
+  // Forgets the context (and the KV cache).
+  void Reset();
+
+  int64_t context_length() const { return static_cast<int64_t>(context_.size()); }
+  int64_t vocab_size() const { return vocab_size_; }
+  const DecoderSpec& spec() const { return spec_; }
+  // Memory traffic of the last Append (weights and KV cache read).
+  const RunStats& last_stats() const { return last_stats_; }
+
+ private:
+  DecoderSession(const Model& model, std::unique_ptr<Interpreter> interp)
+      : model_(model), spec_(*model.decoder), interp_(std::move(interp)) {}
+  Status Init();
+
+  const Model& model_;
+  DecoderSpec spec_;
+  std::unique_ptr<Interpreter> interp_;
+  int64_t vocab_size_ = 0;
+  std::vector<int64_t> context_;
+  std::vector<Tensor> past_;  // 2 per layer (key, value) when spec_.has_past
+  DType past_dtype_ = DType::kFloat32;
+  std::vector<int64_t> past_shape_;  // [1, kv_heads, 0, head_dim] for an empty cache
+  RunStats last_stats_;
+};
+
+}  // namespace slim

@@ -1,0 +1,110 @@
+// The slimpack program as users and CI scripts see it: exit codes, JSON keys,
+// error messages naming the file.
+#include <sys/wait.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
+
+struct Result {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+Result Slimpack(const std::string& args) {
+  const std::string cmd = std::string(SLIMPACK_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+nlohmann::json SlimpackJson(const std::string& args) {
+  const std::string path = "/tmp/slimpack_cli_test.json";
+  std::remove(path.c_str());
+  const Result r = Slimpack(args + " --json " + path);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST_CASE("usage errors and bad input exit 2 with a message naming the file", "[cli]") {
+  CHECK(Slimpack("").code == 2);
+  CHECK(Slimpack("frobnicate").code == 2);
+  CHECK(Slimpack("eval " + kModels + "stories260k").code == 2);  // --data missing
+  Result missing = Slimpack("inspect /nonexistent/model.onnx");
+  CHECK(missing.code == 2);
+  CHECK_THAT(missing.out, Catch::Contains("/nonexistent/model.onnx"));
+
+  const std::string garbage = "/tmp/slimpack_cli_garbage.onnx";
+  std::ofstream(garbage) << "this is not a protobuf";
+  Result bad = Slimpack("inspect " + garbage);
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.out, Catch::Contains(garbage));
+
+  const std::string truncated = "/tmp/slimpack_cli_truncated.safetensors";
+  std::ofstream(truncated) << "abc";
+  Result trunc = Slimpack("inspect " + truncated);
+  CHECK(trunc.code == 2);
+  CHECK_THAT(trunc.out, Catch::Contains(truncated));
+
+  Result bad_data = Slimpack("eval " + kModels + "stories260k --data /nonexistent/tokens.json");
+  CHECK(bad_data.code == 2);
+  CHECK_THAT(bad_data.out, Catch::Contains("/nonexistent/tokens.json"));
+  CHECK(Slimpack("run " + kModels + "stories260k --tokens '1 x'").code == 2);
+  CHECK(Slimpack("run " + kModels + "stories260k --tokens '1 99999'").code == 2);
+  Result no_vocab = Slimpack("run " + kModels + "stories260k --prompt hello");
+  CHECK(no_vocab.code == 2);
+  CHECK_THAT(no_vocab.out, Catch::Contains("byte vocabulary"));
+}
+
+TEST_CASE("every subcommand has --help", "[cli]") {
+  for (const char* cmd : {"inspect", "run", "eval", "synth"}) {
+    Result r = Slimpack(std::string(cmd) + " --help");
+    INFO(cmd);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("Example"));
+  }
+}
+
+TEST_CASE("inspect reports parameters and the decoder", "[cli]") {
+  auto j = SlimpackJson("inspect " + kModels + "stories260k");
+  CHECK(j["format"] == "safetensors");
+  CHECK(j["parameters"] == 260032);
+  CHECK(j["decoder"]["layers"] == 5);
+  CHECK(j["decoder"]["kv_heads"] == 4);
+  CHECK(j["bytes_per_token"]["weights"].get<uint64_t>() > 0);
+  auto k = SlimpackJson("inspect " + kModels + "kjv-byte");
+  CHECK(k["parameters"] == 855168);
+  CHECK(k["vocab"]["kind"] == "bytes");
+}
+
+TEST_CASE("eval and run write the DESIGN.md JSON keys", "[cli]") {
+  auto e = SlimpackJson("eval " + kModels + "stories260k --data " + kModels +
+                        "stories260k/calib_tokens.json --limit 2 --quiet");
+  CHECK(e["tokens_evaluated"] == 2 * 255);
+  CHECK(e["nll"].get<double>() > 1.0);
+  CHECK(e["perplexity"].get<double>() == Approx(std::exp(e["nll"].get<double>())));
+
+  auto r = SlimpackJson("run " + kModels + "kjv-byte --prompt 'In the beginning' -n 12");
+  CHECK(r["tokens"].size() == 12);
+  CHECK(r["tokens_per_s"].get<double>() > 0);
+  CHECK(r["prefill_tokens_per_s"].get<double>() > 0);
+  CHECK(r["bytes_per_token"].get<uint64_t>() > 0);
+  CHECK(r["text"].get<std::string>().size() == 12);
+  // Greedy decoding is deterministic: the README's sample continues with " of the LORD".
+  CHECK(r["text"].get<std::string>().rfind(" of the LORD", 0) == 0);
+}

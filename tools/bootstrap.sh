@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh Debian 12 machine (README.md):
+#   tools/bootstrap.sh demo   install deps, build, run the main job on the bundled model
+#   tools/bootstrap.sh test   install deps, build, run the whole test suite
+#   tools/bootstrap.sh deps   only install the Debian packages
+# Idempotent and non-interactive; uses sudo for apt-get when not run as root.
+# Environment: BUILD_DIR (default build), SLIMPACK_WERROR (default OFF; CI sets ON),
+# JOBS (default: number of cores).
+set -euo pipefail
+
+mode="${1:-}"
+case "$mode" in demo|test|deps|build) ;; *)
+  echo "usage: $0 demo|test|deps|build" >&2; exit 2 ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+jobs="${JOBS:-$(nproc)}"
+
+packages=(build-essential cmake libeigen3-dev libonnx-dev libprotobuf-dev protobuf-compiler
+          libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata)
+
+install_deps() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "bootstrap: all packages present"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build_all() {
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLIMPACK_WERROR="${SLIMPACK_WERROR:-OFF}"
+  cmake --build "$build" -j "$jobs"
+}
+
+install_deps
+[ "$mode" = deps ] && exit 0
+build_all
+slimpack="$build/tools/slimpack"
+
+case "$mode" in
+  demo)
+    model="$root/models/kjv-byte"
+    set -x
+    "$slimpack" inspect "$model"
+    "$slimpack" eval "$model" --data "$model/calib_tokens.json" --limit 16
+    "$slimpack" run "$model" --prompt "And it came to pass" -n 80
+    ;;
+  test)
+    ctest --test-dir "$build" --output-on-failure -j "$jobs"
+    ;;
+esac

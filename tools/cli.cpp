@@ -1,0 +1,73 @@
+#include "tools/cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "libcompress/io/atomic_file.h"
+
+namespace slim::cli {
+
+int ReportError(const Status& status) {
+  std::fprintf(stderr, "slimpack: error: %s\n", status.message().c_str());
+  return status.code() == StatusCode::kInternal ? kExitInternal : kExitBadInput;
+}
+
+Status WriteJson(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return Status::Ok();
+  const std::string text = j.dump(2) + "\n";
+  if (path == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return Status::Ok();
+  }
+  return WriteFileAtomic(path, text);
+}
+
+std::string WithCommas(uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+Progress::Progress(std::string label, uint64_t total, bool quiet)
+    : label_(std::move(label)), total_(total), quiet_(quiet), tty_(::isatty(2) != 0) {}
+
+void Progress::Update(uint64_t done) {
+  if (quiet_ || total_ == 0) return;
+  const double frac = static_cast<double>(done) / static_cast<double>(total_);
+  if (tty_) {
+    const int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    std::fprintf(stderr, "\r%s [%s%s] %llu/%llu", label_.c_str(), std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), ' ').c_str(),
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_));
+    std::fflush(stderr);
+  } else {
+    const int decile = static_cast<int>(frac * 10);
+    if (decile != last_decile_) {
+      last_decile_ = decile;
+      std::fprintf(stderr, "%s: %llu/%llu\n", label_.c_str(), static_cast<unsigned long long>(done),
+                   static_cast<unsigned long long>(total_));
+    }
+  }
+}
+
+void Progress::Finish() {
+  if (!quiet_ && tty_ && total_ > 0) std::fprintf(stderr, "\n");
+}
+
+}  // namespace slim::cli

@@ -1,0 +1,53 @@
+// Shared plumbing of the slimpack subcommands: exit codes, --json output,
+// progress on stderr, number formatting.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "libcompress/common/status.h"
+
+namespace slim::cli {
+
+// DESIGN.md exit codes.
+enum ExitCode : int { kExitOk = 0, kExitCheckFailed = 1, kExitBadInput = 2, kExitInternal = 3 };
+
+// Prints "slimpack: error: <message>" to stderr and returns the exit code
+// for the status (2 for bad input or unsupported, 3 for internal).
+int ReportError(const Status& status);
+
+// Writes `j` to `path` ("-" = stdout) atomically; empty path: nothing.
+Status WriteJson(const std::string& path, const nlohmann::json& j);
+
+// True when human-readable results should go to stdout (not when the JSON
+// report itself goes to stdout).
+inline bool HumanOutput(const std::string& json_path) { return json_path != "-"; }
+
+// "1,234,567"
+std::string WithCommas(uint64_t v);
+// "1.50 MiB"
+std::string HumanBytes(double bytes);
+
+// Progress on stderr: a redrawn bar on a terminal, one line per 10% when
+// stderr is a file or pipe, nothing when quiet.
+class Progress {
+ public:
+  Progress(std::string label, uint64_t total, bool quiet);
+  void Update(uint64_t done);
+  void Finish();
+
+ private:
+  std::string label_;
+  uint64_t total_;
+  bool quiet_, tty_;
+  int last_decile_ = -1;
+};
+
+// Registers the subcommands (one function per cmd_*.cpp).
+void AddInspectCommand(CLI::App& app, int& exit_code);
+void AddRunCommand(CLI::App& app, int& exit_code);
+void AddEvalCommand(CLI::App& app, int& exit_code);
+void AddSynthCommand(CLI::App& app, int& exit_code);
+
+}  // namespace slim::cli
