@@ -2,6 +2,7 @@
 // the test and benchmark models for shapes no bundled model has.
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "libcompress/io/synth.h"
 #include "tools/cli.h"
