@@ -1,0 +1,129 @@
+// Benchmarks of the quantized GEMV kernels (M = 1, one decoded token) on a
+// 1B-class decoder's FFN projection (K = 2048 inputs, N = 5632 outputs), for
+// every layout and compute path, reference against AVX2 twin. Decode is
+// memory-bound, so the figure of merit is packed weight bytes read per
+// second (scales and zero points included). After the runs it prints the
+// avx2/ref speed ratio per layout and path (medians when run with
+// --benchmark_repetitions).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "libcompress/kernels/cpu_features.h"
+#include "libcompress/kernels/gemm_q.h"
+#include "libcompress/kernels/quant.h"
+
+namespace {
+
+constexpr size_t kK = 2048;
+constexpr size_t kN = 5632;
+
+std::vector<uint8_t> PackedWeights(const slim::QuantLayout& layout) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> w(kN * kK);
+  for (float& v : w) v = dist(rng);
+  slim::QuantOptions opt;
+  opt.scheme = layout.Scheme();
+  opt.search = false;  // the kernels' speed does not depend on how scales were chosen
+  auto q = slim::QuantizeMatrix(w.data(), kN, kK, opt);
+  if (!q.ok()) return {};
+  auto packed = slim::PackQuantized(*q, layout);
+  return packed.ok() ? std::move(packed).value() : std::vector<uint8_t>{};
+}
+
+void RunGemv(benchmark::State& state, slim::QuantLayout layout, slim::QGemmFn fn) {
+  const std::vector<uint8_t> w = PackedWeights(layout);
+  if (w.empty()) {
+    state.SkipWithError("quantization or packing failed");
+    return;
+  }
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> x(kK), y(kN);
+  for (float& v : x) v = dist(rng);
+  slim::QGemmArgs args;
+  args.m = 1;
+  args.n = kN;
+  args.k = kK;
+  args.group_size = layout.group_size;
+  args.symmetric = layout.symmetric;
+  for (auto _ : state) {
+    fn(args, x.data(), w.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      static_cast<double>(w.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+  state.counters["bits/weight"] = slim::PackedBitsPerWeight(layout, kN, kK);
+}
+
+// Console output plus, at the end, the avx2/ref time ratio per layout/path.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      const std::string& name = run.run_name.function_name;  // "<kernel>/<isa>"
+      const size_t slash = name.rfind('/');
+      if (slash == std::string::npos) continue;
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      Entry& e = times_[name.substr(0, slash)][name.substr(slash + 1)];
+      if (median || !e.median) e = {run.GetAdjustedRealTime(), median};
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    for (const auto& [kernel, by_isa] : times_) {
+      auto ref = by_isa.find("ref");
+      auto avx = by_isa.find("avx2");
+      if (ref == by_isa.end() || avx == by_isa.end()) continue;
+      std::printf("%s: avx2 is %.2fx faster than ref (%s)\n", kernel.c_str(),
+                  ref->second.time / avx->second.time,
+                  ref->second.median && avx->second.median ? "medians" : "single runs");
+    }
+  }
+
+ private:
+  struct Entry {
+    double time = 0;
+    bool median = false;
+  };
+  std::map<std::string, std::map<std::string, Entry>> times_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<const slim::QGemmKernels*> tables = {&slim::kQGemmKernelsRef};
+  if (slim::HostCpuFeatures().has_x86_avx2()) {
+    tables.push_back(&slim::kQGemmKernelsAvx2);
+  } else {
+    std::fprintf(stderr, "host lacks AVX2+FMA+F16C: benchmarking the reference only\n");
+  }
+  for (const slim::QuantLayout& layout : slim::AllQuantLayouts()) {
+    for (slim::QComputePath path : {slim::QComputePath::kF32DequantFma, slim::QComputePath::kI8Dot}) {
+      for (const slim::QGemmKernels* t : tables) {
+        auto plan = slim::SelectQGemm(layout, path, *t);
+        if (!plan.ok()) continue;  // no i8-dot kernel for row layouts
+        const std::string name = "gemv_" + layout.Name() + "_" + slim::QComputePathName(path) +
+                                 "/M:1/K:2048/N:5632/" + t->isa;
+        benchmark::RegisterBenchmark(name.c_str(), RunGemv, layout, plan->fn)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,238 @@
+// Scalar reference twins of the quantized GEMM kernels, the i8-dot
+// activation quantizer both twins share, and the start-up dispatch. The refs
+// define the numbers (see gemm_q.h for the order of every sum).
+#include "libcompress/kernels/gemm_q.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "libcompress/ir/dtype.h"
+#include "libcompress/kernels/cpu_features.h"
+
+namespace slim {
+namespace {
+
+inline uint16_t U16At(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// Unsigned code u of element e in a q4 row of `row` bytes.
+inline int RowNibble(const uint8_t* row, size_t e) {
+  const uint8_t b = row[e / 2];
+  return (e & 1) ? b >> 4 : b & 0xf;
+}
+
+// Unsigned code u of (row r in block, element e in tile) of a q4x8 tile.
+inline int TileNibble(const uint8_t* tile, size_t r, size_t e) {
+  const uint8_t b = tile[32 * (e / 8) + 4 * r + (e % 8) % 4];
+  return (e % 8) < 4 ? b & 0xf : b >> 4;
+}
+
+inline int TileZero(const uint8_t* tile, size_t g, bool symmetric, size_t r) {
+  if (symmetric) return 8;
+  const uint8_t b = tile[Q4X8Layout::CodeBytesPerTile(g) + 16 + r / 2];
+  return (r & 1) ? b >> 4 : b & 0xf;
+}
+
+inline float TileScale(const uint8_t* tile, size_t g, size_t r) {
+  return HalfToFloat(U16At(tile + Q4X8Layout::CodeBytesPerTile(g) + 2 * r));
+}
+
+// Round to nearest, ties to even, for |x| < 2^22 (see quant.cpp).
+inline float RoundNearest(float x) {
+  constexpr float kMagic = 12582912.0f;
+  return (x + kMagic) - kMagic;
+}
+
+}  // namespace
+
+const char* QComputePathName(QComputePath path) {
+  return path == QComputePath::kI8Dot ? "i8-dot" : "f32-dequant-fma";
+}
+
+Expected<QComputePath> ParseQComputePath(std::string_view name) {
+  if (name == "f32-dequant-fma") return QComputePath::kF32DequantFma;
+  if (name == "i8-dot") return QComputePath::kI8Dot;
+  return InvalidInput("unknown compute path '", std::string(name),
+                      "' (known: f32-dequant-fma, i8-dot)");
+}
+
+QComputePath DefaultComputePath(const QuantLayout& layout) {
+  return layout.kind == QuantLayoutKind::kQ4X8 ? QComputePath::kI8Dot
+                                               : QComputePath::kF32DequantFma;
+}
+
+void QuantizeActivationsI8(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
+                           int32_t* xsum) {
+  const size_t groups = CeilDiv(k, group_size);
+  for (size_t gi = 0; gi < groups; ++gi) {
+    const size_t k0 = gi * group_size;
+    const size_t k1 = std::min(k, k0 + group_size);
+    float amax = 0.0f;
+    for (size_t e = k0; e < k1; ++e) amax = std::max(amax, std::fabs(x[e]));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (size_t e = k0; e < k0 + group_size; ++e) {
+      int q = 0;
+      if (e < k1) {
+        q = static_cast<int>(RoundNearest(x[e] * inv));
+        q = std::min(std::max(q, -127), 127);
+      }
+      xq[e] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    xs[gi] = amax / 127.0f;
+    xsum[gi] = sum;
+  }
+}
+
+void gemm_q8_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
+  for (size_t r = 0; r < a.n; ++r) {
+    const int8_t* codes = reinterpret_cast<const int8_t*>(w + r * a.k);
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float sum = 0.0f;
+      for (size_t e = 0; e < a.k; ++e) sum += xi[e] * static_cast<float>(codes[e]);
+      y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
+void gemm_q4_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4RowLayout::Groups(a.k, g);
+  const size_t row_bytes = Q4RowLayout::RowBytes(a.k, g);
+  const uint8_t* scales = w + Q4RowLayout::ScalesOffset(a.n, a.k, g);
+  const uint8_t* zeros = w + Q4RowLayout::ZerosOffset(a.n, a.k, g);
+  for (size_t r = 0; r < a.n; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float acc = 0.0f;
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const int z = a.symmetric ? 8 : zeros[r * groups + gi];
+        const float s = HalfToFloat(U16At(scales + 2 * (r * groups + gi)));
+        float sum = 0.0f;
+        for (size_t e = gi * g; e < std::min(a.k, (gi + 1) * g); ++e) {
+          sum += xi[e] * static_cast<float>(RowNibble(row, e) - z);
+        }
+        acc += s * sum;
+      }
+      y[i * a.n + r] = acc;
+    }
+  }
+}
+
+void gemm_q4x8_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  for (size_t r = 0; r < a.n; ++r) {
+    const size_t b = r / 8, rb = r % 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float acc = 0.0f;
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = w + (b * groups + gi) * tile_bytes;
+        const int z = TileZero(tile, g, a.symmetric, rb);
+        float sum = 0.0f;
+        for (size_t e = gi * g; e < std::min(a.k, (gi + 1) * g); ++e) {
+          sum += xi[e] * static_cast<float>(TileNibble(tile, rb, e - gi * g) - z);
+        }
+        acc += TileScale(tile, g, rb) * sum;
+      }
+      y[i * a.n + r] = acc;
+    }
+  }
+}
+
+void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  std::vector<int8_t> xq(a.m * kp);
+  std::vector<float> xs(a.m * groups);
+  std::vector<int32_t> xsum(a.m * groups);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
+  }
+  for (size_t r = 0; r < a.n; ++r) {
+    const size_t b = r / 8, rb = r % 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      float acc = 0.0f;
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = w + (b * groups + gi) * tile_bytes;
+        const int8_t* xg = &xq[i * kp + gi * g];
+        int32_t isum = 0;
+        for (size_t e = 0; e < g; ++e) isum += TileNibble(tile, rb, e) * int32_t{xg[e]};
+        const int32_t corr = isum - TileZero(tile, g, a.symmetric, rb) * xsum[i * groups + gi];
+        const float sx = TileScale(tile, g, rb) * xs[i * groups + gi];
+        acc = std::fma(static_cast<float>(corr), sx, acc);
+      }
+      y[i * a.n + r] = acc;
+    }
+  }
+}
+
+const QGemmKernels& QGemmForHost() {
+  static const QGemmKernels& table =
+      HostCpuFeatures().has_x86_avx2() ? kQGemmKernelsAvx2 : kQGemmKernelsRef;
+  return table;
+}
+
+Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
+                                const QGemmKernels& table) {
+  QGemmPlan plan;
+  plan.path = path;
+  const char* base = nullptr;
+  if (path == QComputePath::kI8Dot) {
+    if (layout.kind != QuantLayoutKind::kQ4X8) {
+      return Unsupported("layout ", layout.Name(), " has no i8-dot kernel (only q4*_x8 layouts do)");
+    }
+    plan.fn = table.q4x8_i8;
+    base = "q4x8_i8";
+  } else {
+    switch (layout.kind) {
+      case QuantLayoutKind::kQ8Row:
+        plan.fn = table.q8_row_f32;
+        base = "q8_row_f32";
+        break;
+      case QuantLayoutKind::kQ4Row:
+        plan.fn = table.q4_row_f32;
+        base = "q4_row_f32";
+        break;
+      case QuantLayoutKind::kQ4X8:
+        plan.fn = table.q4x8_f32;
+        base = "q4x8_f32";
+        break;
+    }
+  }
+  plan.kernel_name = StrCat(base, "_", table.isa);
+  return plan;
+}
+
+Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
+             const uint8_t* w, size_t w_bytes, size_t n, float* y) {
+  SLIM_RETURN_IF_ERROR(ValidateQuantScheme(layout.Scheme()));
+  SLIM_CHECK_INPUT(n > 0 && k > 0, "quantized matmul: weight shape [", n, ", ", k,
+                   "] must be non-empty");
+  const size_t expected = layout.PackedBytes(n, k);
+  SLIM_CHECK_INPUT(w_bytes == expected, "quantized matmul: layout ", layout.Name(), " for [", n,
+                   ", ", k, "] needs ", expected, " bytes, got ", w_bytes);
+  SLIM_ASSIGN_OR_RETURN(QGemmPlan plan, SelectQGemm(layout, path));
+  if (m == 0) return Status::Ok();
+  QGemmArgs args;
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.group_size = layout.group_size;
+  args.symmetric = layout.symmetric;
+  plan.fn(args, x, w, y);
+  return Status::Ok();
+}
+
+}  // namespace slim

@@ -1,0 +1,120 @@
+// Weight-only quantized matrix products for the runtime:
+//   Y[M, N] = X[M, K] * W^T
+// X float32 row-major [M, K] (row stride K), Y float32 row-major [M, N]
+// (overwritten), W [N, K] packed in one of the layouts of quant.h. Every
+// layout runs on every host through its scalar reference; the AVX2 twin is
+// picked once from HostCpuFeatures() (QGemmForHost / SelectQGemm).
+//
+// Compute paths (QComputePathName gives the string the runtime reports and
+// the packed file records):
+//  "f32-dequant-fma"  w' = s * (u - z) in float, multiplied with float X.
+//      All layouts. Per output: for each group in order, the group's sum of
+//      x * (u - z), then acc += s * group_sum. The refs sum each group in
+//      element order (mul, then add); the AVX2 twins keep 8 lanes of partial
+//      sums and use FMA, so twins agree with refs within
+//      |y_avx2 - y_ref| <= 2 (K + 8) 2^-24 sum_k |x_k| |w'_k|
+//      (the classical bound for reordered float sums, tested). q8_row has one
+//      group per row. q4*_row_f32_ref and q4x8_f32_ref are the same function
+//      of (X, codes, scales, zeros): bit-identical.
+//  "i8-dot"  x8 layouts only. Each X row is quantized per weight group:
+//      xs = max|x| / 127, xq = round-half-even(x / xs) in [-127, 127]
+//      (QuantizeActivationsI8, shared by both twins, so xq is identical).
+//      Per output and group: isum = sum u * xq (exact int32), corr = isum -
+//      z * sum(xq) (exact), acc = fma((float)corr, s * xs, acc), groups in
+//      order. Every step is an exact integer or the same rounded float op in
+//      both twins, so i8-dot ref and AVX2 are bit-identical (tested). Against
+//      f32-dequant-fma it differs by X's rounding: at most
+//      sum_k 0.5 * xs_group(k) * |w'_k| plus the float bound above.
+// Kernels are single-threaded and deterministic: an output depends only on
+// its X row and W row (not on M, N or any thread count).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "libcompress/common/status.h"
+#include "libcompress/kernels/quant.h"
+
+namespace slim {
+
+enum class QComputePath : uint8_t {
+  kF32DequantFma,  // "f32-dequant-fma"
+  kI8Dot,          // "i8-dot"
+};
+const char* QComputePathName(QComputePath path);
+Expected<QComputePath> ParseQComputePath(std::string_view name);
+// The path a layout is packed for: i8-dot for x8 layouts, f32-dequant-fma else.
+QComputePath DefaultComputePath(const QuantLayout& layout);
+
+// Shape and layout parameters of one call. group_size and symmetric are
+// ignored by the q8_row kernels.
+struct QGemmArgs {
+  size_t m = 0;  // rows of X and Y
+  size_t n = 0;  // rows of W (output features), columns of Y
+  size_t k = 0;  // columns of X and W (input features)
+  size_t group_size = 32;
+  bool symmetric = true;
+};
+
+// x: [m, k]; w: the packed blob (QuantLayout::PackedBytes(n, k) bytes,
+// no alignment required); y: [m, n]. Arguments are not validated: QGemm is
+// the checked entry point.
+using QGemmFn = void (*)(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+
+void gemm_q8_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4x8_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+
+// Require AVX2, FMA and F16C (CpuFeatures::has_x86_avx2()).
+void gemm_q8_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+
+struct QGemmKernels {
+  const char* isa;  // "ref" or "avx2"
+  QGemmFn q8_row_f32;
+  QGemmFn q4_row_f32;
+  QGemmFn q4x8_f32;
+  QGemmFn q4x8_i8;
+};
+
+inline constexpr QGemmKernels kQGemmKernelsRef = {"ref", gemm_q8_row_f32_ref, gemm_q4_row_f32_ref,
+                                                  gemm_q4x8_f32_ref, gemm_q4x8_i8_ref};
+inline constexpr QGemmKernels kQGemmKernelsAvx2 = {"avx2", gemm_q8_row_f32_avx2,
+                                                   gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
+                                                   gemm_q4x8_i8_avx2};
+
+// The table for this host, chosen once (SLIMPACK_FORCE_SCALAR=1 -> ref).
+const QGemmKernels& QGemmForHost();
+
+// A kernel bound to a layout and compute path, for the runtime to call and
+// report ("q4x8_i8_avx2", path "i8-dot").
+struct QGemmPlan {
+  QGemmFn fn = nullptr;
+  QComputePath path = QComputePath::kF32DequantFma;
+  std::string kernel_name;  // e.g. "q4x8_i8_avx2"
+};
+
+// Unsupported when the layout has no kernel for the path (i8-dot on a row
+// layout).
+Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
+                                const QGemmKernels& table = QGemmForHost());
+
+// Checked entry point: validates the layout, the sizes and w_bytes ==
+// layout.PackedBytes(n, k), then runs the host's kernel for the path.
+Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
+             const uint8_t* w, size_t w_bytes, size_t n, float* y);
+
+// i8-dot activation quantization of one X row (shared by both twins):
+// for each group of group_size elements (the last one partial), xs[g] =
+// max|x| / 127 (0 for an all-zero group), xq[e] = round-half-even(x[e] *
+// (127 / max|x|)) and xsum[g] = sum of the group's xq. xq has
+// ceil(k / group_size) * group_size entries; those past k are 0.
+void QuantizeActivationsI8(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
+                           int32_t* xsum);
+
+}  // namespace slim

@@ -1,0 +1,263 @@
+// AVX2+FMA+F16C twins of the quantized GEMM kernels (gemm_q.h gives the
+// summation order each path promises and the tolerance against the refs).
+//
+// Every kernel walks the weights once per call: weight rows (or 8-row
+// blocks) outer, X rows inner, so for M > 1 the few KiB of one row/block stay
+// in L1 while every X row uses them. X is rearranged once per call into a
+// scratch buffer (zero-padded to whole groups, so no kernel needs a K tail):
+//  - q4 row layout: per 32-element chunk [x0 x2 .. x30 | x1 x3 .. x31], the
+//    order in which the low and high nibbles of 16 code bytes come out;
+//  - q4x8 i8-dot: QuantizeActivationsI8 (the same scalar code the ref runs).
+//
+// This file is compiled with -mavx2 -mfma -mf16c, so it instantiates no
+// standard-library templates (their out-of-line copies would be shared with
+// plain x86-64 files); scratch memory comes from malloc.
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "libcompress/kernels/gemm_q.h"
+
+namespace slim {
+namespace {
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float HalfAt(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// malloc'd scratch freed at scope exit (no std::vector in this file).
+template <typename T>
+struct Scratch {
+  explicit Scratch(size_t count) : p(static_cast<T*>(std::malloc(count * sizeof(T) + 64))) {}
+  ~Scratch() { std::free(p); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* p;
+};
+
+// Signed byte i (0..3) of every 32-bit lane, as float.
+template <int kByte>
+inline __m256 LaneByteToFloat(__m256i v) {
+  const __m256i top = _mm256_slli_epi32(v, 24 - 8 * kByte);
+  return _mm256_cvtepi32_ps(_mm256_srai_epi32(top, 24));
+}
+
+// Zero points of a q4x8 tile as 8 int32 lanes (row r in lane r).
+inline __m256i TileZeros(const uint8_t* zeros4) {
+  uint32_t packed;
+  std::memcpy(&packed, zeros4, 4);
+  const __m128i b = _mm_cvtsi32_si128(static_cast<int>(packed));
+  const __m256i dup = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));  // b0 b0 b1 b1 ..
+  const __m256i shifted = _mm256_srlv_epi32(dup, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi32(0xf));
+}
+
+inline void StoreRows(__m256 acc, size_t rows, float* y) {
+  if (rows == 8) {
+    _mm256_storeu_ps(y, acc);
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, acc);
+  for (size_t r = 0; r < rows; ++r) y[r] = tmp[r];
+}
+
+}  // namespace
+
+void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
+  const size_t k32 = a.k / 32 * 32;
+  for (size_t r = 0; r < a.n; ++r) {
+    const uint8_t* codes = w + r * a.k;
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+      __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+      for (size_t e = 0; e < k32; e += 32) {
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + e));
+        const __m128i c0 = _mm256_castsi256_si128(c), c1 = _mm256_extracti128_si256(c, 1);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c0)),
+                               _mm256_loadu_ps(xi + e), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c0, 8))),
+                               _mm256_loadu_ps(xi + e + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c1)),
+                               _mm256_loadu_ps(xi + e + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c1, 8))),
+                               _mm256_loadu_ps(xi + e + 24), acc3);
+      }
+      float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+      for (size_t e = k32; e < a.k; ++e) {
+        sum += xi[e] * static_cast<float>(static_cast<int8_t>(codes[e]));
+      }
+      y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
+void gemm_q4_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4RowLayout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t row_bytes = Q4RowLayout::RowBytes(a.k, g);
+  const uint8_t* scales = w + Q4RowLayout::ScalesOffset(a.n, a.k, g);
+  const uint8_t* zeros = w + Q4RowLayout::ZerosOffset(a.n, a.k, g);
+  Scratch<float> xp(a.m * kp);
+  for (size_t i = 0; i < a.m; ++i) {
+    const float* xi = x + i * a.k;
+    float* out = xp.p + i * kp;
+    for (size_t c = 0; c < kp; c += 32) {
+      for (size_t j = 0; j < 16; ++j) {
+        out[c + j] = c + 2 * j < a.k ? xi[c + 2 * j] : 0.0f;
+        out[c + 16 + j] = c + 2 * j + 1 < a.k ? xi[c + 2 * j + 1] : 0.0f;
+      }
+    }
+  }
+  const __m128i low4 = _mm_set1_epi8(0xf);
+  for (size_t r = 0; r < a.n; ++r) {
+    const uint8_t* row = w + r * row_bytes;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = xp.p + i * kp;
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const int z = a.symmetric ? 8 : zeros[r * groups + gi];
+        const __m128i zb = _mm_set1_epi8(static_cast<char>(z));
+        __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+        for (size_t c = gi * g; c < (gi + 1) * g; c += 32) {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
+          // u - z in [-15, 15] as signed bytes: exact, so every product
+          // x * (u - z) is the ref's product.
+          const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, low4), zb);
+          const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), low4), zb);
+          t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)),
+                               _mm256_loadu_ps(xi + c), t0);
+          t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+                               _mm256_loadu_ps(xi + c + 8), t1);
+          t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)),
+                               _mm256_loadu_ps(xi + c + 16), t0);
+          t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+                               _mm256_loadu_ps(xi + c + 24), t1);
+        }
+        const float s = HalfAt(scales + 2 * (r * groups + gi));
+        acc = _mm256_fmadd_ps(_mm256_add_ps(t0, t1), _mm256_set1_ps(s), acc);
+      }
+      y[i * a.n + r] = HorizontalSum(acc);
+    }
+  }
+}
+
+void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+  Scratch<float> xp(a.m * kp);
+  for (size_t i = 0; i < a.m; ++i) {
+    for (size_t e = 0; e < kp; ++e) xp.p[i * kp + e] = e < a.k ? x[i * a.k + e] : 0.0f;
+  }
+  const __m256i low4 = _mm256_set1_epi8(0xf);
+  const __m256i bytes_of_lane = _mm256_set1_epi32(0x01010101);
+  for (size_t b = 0; b < Q4X8Layout::Blocks(a.n); ++b) {
+    const uint8_t* block = w + b * groups * tile_bytes;
+    const size_t rows = a.n - 8 * b < 8 ? a.n - 8 * b : 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = xp.p + i * kp;
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = block + gi * tile_bytes;
+        // Each row's zero point replicated into the 4 bytes of its lane.
+        const __m256i z32 = a.symmetric ? _mm256_set1_epi32(8) : TileZeros(tile + code_bytes + 16);
+        const __m256i zb = _mm256_mullo_epi32(z32, bytes_of_lane);
+        __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+        __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+        for (size_t c = 0; c < g / 8; ++c) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
+          const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, low4), zb);
+          const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), zb);
+          const float* xc = xi + gi * g + 8 * c;
+          t0 = _mm256_fmadd_ps(LaneByteToFloat<0>(lo), _mm256_broadcast_ss(xc + 0), t0);
+          t1 = _mm256_fmadd_ps(LaneByteToFloat<1>(lo), _mm256_broadcast_ss(xc + 1), t1);
+          t2 = _mm256_fmadd_ps(LaneByteToFloat<2>(lo), _mm256_broadcast_ss(xc + 2), t2);
+          t3 = _mm256_fmadd_ps(LaneByteToFloat<3>(lo), _mm256_broadcast_ss(xc + 3), t3);
+          t0 = _mm256_fmadd_ps(LaneByteToFloat<0>(hi), _mm256_broadcast_ss(xc + 4), t0);
+          t1 = _mm256_fmadd_ps(LaneByteToFloat<1>(hi), _mm256_broadcast_ss(xc + 5), t1);
+          t2 = _mm256_fmadd_ps(LaneByteToFloat<2>(hi), _mm256_broadcast_ss(xc + 6), t2);
+          t3 = _mm256_fmadd_ps(LaneByteToFloat<3>(hi), _mm256_broadcast_ss(xc + 7), t3);
+        }
+        const __m256 s = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + code_bytes)));
+        const __m256 sum = _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3));
+        acc = _mm256_fmadd_ps(sum, s, acc);
+      }
+      StoreRows(acc, rows, y + i * a.n + 8 * b);
+    }
+  }
+}
+
+void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+  Scratch<int8_t> xq(a.m * kp);
+  Scratch<float> xs(a.m * groups);
+  Scratch<int32_t> xsum(a.m * groups);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups,
+                          xsum.p + i * groups);
+  }
+  const __m256i low4 = _mm256_set1_epi8(0xf);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < Q4X8Layout::Blocks(a.n); ++b) {
+    const uint8_t* block = w + b * groups * tile_bytes;
+    const size_t rows = a.n - 8 * b < 8 ? a.n - 8 * b : 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      const int8_t* xqi = xq.p + i * kp;
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = block + gi * tile_bytes;
+        const int8_t* xg = xqi + gi * g;
+        __m256i isum = _mm256_setzero_si256();
+        // Up to 4 chunks (32 elements) are summed in int16: each vpmaddubsw
+        // lane is at most 2 * 15 * 127 = 3810 and 8 of them stay below 32767.
+        for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
+          __m256i p16 = _mm256_setzero_si256();
+          for (size_t c = c0; c < c0 + 4; ++c) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
+            const __m256i lo = _mm256_and_si256(v, low4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            int32_t xa, xb;
+            std::memcpy(&xa, xg + 8 * c, 4);
+            std::memcpy(&xb, xg + 8 * c + 4, 4);
+            p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
+            p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+          }
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, ones16));
+        }
+        const __m256i z32 = a.symmetric ? _mm256_set1_epi32(8) : TileZeros(tile + code_bytes + 16);
+        const __m256i corr =
+            _mm256_sub_epi32(isum, _mm256_mullo_epi32(z32, _mm256_set1_epi32(xsum.p[i * groups + gi])));
+        const __m256 s = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + code_bytes)));
+        const __m256 sx = _mm256_mul_ps(s, _mm256_set1_ps(xs.p[i * groups + gi]));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corr), sx, acc);
+      }
+      StoreRows(acc, rows, y + i * a.n + 8 * b);
+    }
+  }
+}
+
+}  // namespace slim

@@ -1,0 +1,618 @@
+// Quantizers (RTN and the clipping/least-squares scale search) and the
+// packing of codes into the layouts specified in quant.h / docs/LAYOUTS.md.
+#include "libcompress/kernels/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "libcompress/ir/dtype.h"
+
+namespace slim {
+namespace {
+
+// Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves
+// no fraction bits. Much cheaper than std::nearbyint on baseline x86-64,
+// which matters because the search evaluates ~40 candidates per weight.
+inline float RoundNearest(float x) {
+  constexpr float kMagic = 12582912.0f;
+  return (x + kMagic) - kMagic;
+}
+
+// Code range and storage of one scheme.
+struct CodeRange {
+  int lo;
+  int hi;
+  bool fp16_scale;
+};
+
+CodeRange RangeOf(const QuantScheme& s) {
+  if (s.bits == 8) return {-127, 127, false};
+  return s.symmetric ? CodeRange{-8, 7, true} : CodeRange{0, 15, true};
+}
+
+// Scale as stored: FP16 for int4 (nearest, or the next FP16 value >= s when
+// round_up, so RTN's range never overflows the codes), FP32 for int8.
+float StoreScale(float s, const CodeRange& cr, bool round_up) {
+  if (!cr.fp16_scale) return s;
+  uint16_t h = FloatToHalf(s);
+  if (round_up && HalfToFloat(h) < s) ++h;  // s > 0: the next pattern is the next value up
+  return HalfToFloat(h);
+}
+
+inline float Importance(const float* a, size_t i) { return a ? a[i] : 1.0f; }
+
+// One group's fit: codes follow from (scale, zero) by rounding.
+struct GroupFit {
+  float scale = 0.0f;
+  int zero = 0;
+  double err = 0.0;
+};
+
+// Code of w for (scale, zero): clamp(round(w / scale) + zero). The quotient
+// is clamped before rounding so RoundNearest stays in its exact range.
+inline int CodeOf(float w, float inv_scale, int zero, const CodeRange& cr) {
+  const float bound = 4.0f * static_cast<float>(cr.hi - cr.lo + 1);
+  const float t = std::min(std::max(w * inv_scale, -bound), bound);
+  const int q = static_cast<int>(RoundNearest(t)) + zero;
+  return std::min(std::max(q, cr.lo), cr.hi);
+}
+
+// Weighted squared error of (scale, zero) on the group; w' is computed in
+// float exactly as DequantizeMatrix and the kernels compute it.
+double GroupError(const float* w, const float* a, size_t n, float scale, int zero,
+                  const CodeRange& cr) {
+  const float inv = 1.0f / scale;
+  double err = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const int q = CodeOf(w[i], inv, zero, cr);
+    const double d = static_cast<double>(w[i]) - static_cast<double>(scale * static_cast<float>(q - zero));
+    err += static_cast<double>(Importance(a, i)) * d * d;
+  }
+  return err;
+}
+
+// The search's objective, in float with 8 partial sums so the compiler
+// vectorizes it (the search evaluates ~40 candidates per group). Codes are
+// round(clamp(w / scale, lo - z, hi - z)) + z, the same codes as CodeOf.
+template <bool kWeighted>
+float GroupErrorFast(const float* w, const float* a, size_t n, float scale, float qlo, float qhi) {
+  const float inv = 1.0f / scale;
+  float acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t j = 0; j < 8; ++j) {
+      const float t = std::min(std::max(w[i + j] * inv, qlo), qhi);
+      const float d = w[i + j] - scale * RoundNearest(t);
+      acc[j] += (kWeighted ? a[i + j] : 1.0f) * d * d;
+    }
+  }
+  for (; i < n; ++i) {
+    const float t = std::min(std::max(w[i] * inv, qlo), qhi);
+    const float d = w[i] - scale * RoundNearest(t);
+    acc[0] += (kWeighted ? a[i] : 1.0f) * d * d;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+void TryCandidate(const float* w, const float* a, size_t n, float scale, int zero,
+                  const CodeRange& cr, GroupFit* best) {
+  if (!(scale > 0.0f) || !std::isfinite(scale)) return;  // FP16 underflow/overflow
+  const float qlo = static_cast<float>(cr.lo - zero), qhi = static_cast<float>(cr.hi - zero);
+  const double err = a ? GroupErrorFast<true>(w, a, n, scale, qlo, qhi)
+                       : GroupErrorFast<false>(w, a, n, scale, qlo, qhi);
+  if (err < best->err) *best = {scale, zero, err};
+}
+
+// One least-squares step with the codes of `from` fixed. Symmetric: the
+// optimal scale sum(a w q) / sum(a q^2). Asymmetric: the optimal affine fit
+// w ~ s*q + m, then zero = round(-m / s). False when the fit is degenerate.
+bool LsqStep(const float* w, const float* a, size_t n, const CodeRange& cr, bool symmetric,
+             const GroupFit& from, GroupFit* to) {
+  const float inv = 1.0f / from.scale;
+  double saq = 0, saqq = 0, saw = 0, sawq = 0, sa = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double ai = Importance(a, i);
+    const double q = CodeOf(w[i], inv, from.zero, cr);  // symmetric zero is 0
+    sa += ai;
+    saq += ai * q;
+    saqq += ai * q * q;
+    saw += ai * w[i];
+    sawq += ai * w[i] * q;
+  }
+  to->zero = from.zero;
+  if (symmetric) {
+    if (saqq <= 0) return false;
+    to->scale = StoreScale(static_cast<float>(sawq / saqq), cr, false);
+    return to->scale > 0.0f;
+  }
+  const double det = sa * saqq - saq * saq;
+  if (det <= 0) return false;
+  const double s = (sa * sawq - saq * saw) / det;
+  const double m = (saqq * saw - saq * sawq) / det;
+  if (!(s > 0)) return false;
+  to->scale = StoreScale(static_cast<float>(s), cr, false);
+  if (!(to->scale > 0.0f)) return false;
+  to->zero = std::min(std::max(static_cast<int>(std::lround(-m / to->scale)), cr.lo), cr.hi);
+  return true;
+}
+
+// Iterated least-squares refinement of the best fit (re-round the codes,
+// refit), kept while it improves.
+void Refine(const float* w, const float* a, size_t n, const CodeRange& cr, bool symmetric,
+            int iters, GroupFit* best) {
+  for (int it = 0; it < iters; ++it) {
+    GroupFit next;
+    if (!LsqStep(w, a, n, cr, symmetric, *best, &next)) return;
+    const double before = best->err;
+    TryCandidate(w, a, n, next.scale, next.zero, cr, best);
+    if (!(best->err < before)) return;
+  }
+}
+
+// Fits one group (n <= group_size real elements) and writes its codes.
+void QuantizeGroup(const float* w, const float* a, size_t n, const QuantOptions& opt,
+                   const CodeRange& cr, int8_t* codes, float* scale_out, uint8_t* zero_out) {
+  const bool symmetric = opt.scheme.symmetric;
+  float lo = 0.0f, hi = 0.0f;  // range widened to contain 0
+  for (size_t i = 0; i < n; ++i) {
+    lo = std::min(lo, w[i]);
+    hi = std::max(hi, w[i]);
+  }
+  const float amax = std::max(-lo, hi);
+  GroupFit best, rtn;
+  best.err = INFINITY;
+  if (amax == 0.0f) {
+    best.zero = symmetric ? 0 : 8;  // any zero works; 8 keeps the asym default centred
+  } else {
+    // Candidate i = 0 is exact RTN with a rounded-up scale.
+    for (int i = 0; i <= (opt.search ? opt.clip_steps : 0); ++i) {
+      const float r = opt.search && opt.clip_steps > 0
+                          ? 1.0f - 0.5f * static_cast<float>(i) / static_cast<float>(opt.clip_steps)
+                          : 1.0f;
+      if (symmetric) {
+        const float s = StoreScale(r * amax / static_cast<float>(cr.hi), cr, i == 0);
+        TryCandidate(w, a, n, s, 0, cr, &best);
+        if (i == 0) rtn = best;
+      } else {
+        // Shrink the range about its centre; the zero keeps 0 representable.
+        const float c = 0.5f * (lo + hi);
+        const float lo_r = c + r * (lo - c);
+        const float s = StoreScale(r * (hi - lo) / 15.0f, cr, i == 0);
+        if (!(s > 0.0f)) continue;
+        const int z = std::min(std::max(static_cast<int>(std::lround(-lo_r / s)), 0), 15);
+        TryCandidate(w, a, n, s, z, cr, &best);
+        if (i == 0) rtn = best;
+      }
+    }
+    if (opt.search) {
+      Refine(w, a, n, cr, symmetric, opt.refine_iters, &best);
+      // The float objective can misorder near-ties; settle search vs RTN in
+      // double so the search is never worse than RTN.
+      if (GroupError(w, a, n, rtn.scale, rtn.zero, cr) <=
+          GroupError(w, a, n, best.scale, best.zero, cr)) {
+        best = rtn;
+      }
+    }
+    if (!std::isfinite(best.err)) {  // every candidate underflowed FP16
+      best = GroupFit{};
+      best.zero = symmetric ? 0 : 8;
+    }
+  }
+  *scale_out = best.scale;
+  if (zero_out) *zero_out = static_cast<uint8_t>(best.zero);
+  const float inv = best.scale > 0.0f ? 1.0f / best.scale : 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    codes[i] = static_cast<int8_t>(best.scale > 0.0f ? CodeOf(w[i], inv, best.zero, cr) : best.zero);
+  }
+}
+
+// The zero point of group (row, g): 0 for symmetric schemes.
+inline int ZeroOf(const QuantizedMatrix& q, size_t idx) {
+  return q.zeros.empty() ? 0 : q.zeros[idx];
+}
+
+// Unsigned 4-bit code stored for q: u = q + 8 (symmetric) or q (asym).
+inline uint8_t Nibble(int q, bool symmetric) { return static_cast<uint8_t>(symmetric ? q + 8 : q); }
+inline int CodeFromNibble(uint8_t u, bool symmetric) { return symmetric ? int{u} - 8 : int{u}; }
+
+void PutU16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v & 0xff);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+Status CheckScale(float s, const std::string& layout, size_t offset) {
+  if (!std::isfinite(s) || s < 0.0f) {
+    return InvalidInput("layout ", layout, ": scale at byte offset ", offset, " is ", s,
+                        " (scales must be finite and >= 0)");
+  }
+  return Status::Ok();
+}
+
+QuantizedMatrix EmptyMatrix(const QuantScheme& scheme, size_t rows, size_t cols) {
+  QuantizedMatrix q;
+  q.scheme = scheme;
+  q.rows = rows;
+  q.cols = cols;
+  q.group_size = scheme.bits == 8 ? cols : scheme.group_size;
+  q.groups_per_row = CeilDiv(cols, q.group_size);
+  q.codes.assign(rows * cols, 0);
+  q.scales.assign(rows * q.groups_per_row, 0.0f);
+  if (scheme.bits == 4 && !scheme.symmetric) q.zeros.assign(rows * q.groups_per_row, 0);
+  return q;
+}
+
+}  // namespace
+
+Status ValidateQuantScheme(const QuantScheme& s) {
+  if (s.bits == 8) {
+    SLIM_CHECK_INPUT(s.symmetric, "int8 quantization is symmetric per row; asymmetric was requested");
+    return Status::Ok();
+  }
+  SLIM_CHECK_INPUT(s.bits == 4, "quantization bits must be 4 or 8, got ", s.bits);
+  SLIM_CHECK_INPUT(s.group_size == 32 || s.group_size == 64 || s.group_size == 128,
+                   "int4 group_size must be 32, 64 or 128, got ", s.group_size);
+  return Status::Ok();
+}
+
+Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t cols,
+                                         const QuantOptions& opt) {
+  SLIM_RETURN_IF_ERROR(ValidateQuantScheme(opt.scheme));
+  SLIM_CHECK_INPUT(rows > 0 && cols > 0, "cannot quantize an empty matrix [", rows, ", ", cols, "]");
+  SLIM_CHECK_INPUT(opt.clip_steps >= 0 && opt.refine_iters >= 0,
+                   "clip_steps and refine_iters must be >= 0, got ", opt.clip_steps, " and ",
+                   opt.refine_iters);
+  SLIM_CHECK_INPUT(opt.importance == nullptr || opt.importance_row_stride == 0 ||
+                       opt.importance_row_stride == cols,
+                   "importance_row_stride must be 0 or cols (", cols, "), got ",
+                   opt.importance_row_stride);
+  for (size_t i = 0; i < rows * cols; ++i) {
+    SLIM_CHECK_INPUT(std::isfinite(w[i]), "weight at row ", i / cols, ", column ", i % cols,
+                     " is ", w[i], " (must be finite)");
+  }
+  if (opt.importance) {
+    const size_t count = opt.importance_row_stride == 0 ? cols : rows * cols;
+    for (size_t i = 0; i < count; ++i) {
+      SLIM_CHECK_INPUT(std::isfinite(opt.importance[i]) && opt.importance[i] >= 0.0f,
+                       "importance at index ", i, " is ", opt.importance[i],
+                       " (must be finite and >= 0)");
+    }
+  }
+  const CodeRange cr = RangeOf(opt.scheme);
+  if (cr.fp16_scale) {
+    // The RTN scale must fit FP16 (max 65504), i.e. |w| <= 65504 * 7.
+    for (size_t i = 0; i < rows * cols; ++i) {
+      if (std::fabs(w[i]) > 65504.0f * 7.0f) {
+        return Unsupported("weight at row ", i / cols, ", column ", i % cols, " is ", w[i],
+                           ": its int4 scale would overflow FP16");
+      }
+    }
+  }
+  QuantizedMatrix q = EmptyMatrix(opt.scheme, rows, cols);
+  const size_t g = q.group_size;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* a_row =
+        opt.importance ? opt.importance + r * opt.importance_row_stride : nullptr;
+    for (size_t gi = 0; gi < q.groups_per_row; ++gi) {
+      const size_t k0 = gi * g;
+      const size_t n = std::min(g, cols - k0);
+      const size_t idx = r * q.groups_per_row + gi;
+      QuantizeGroup(w + r * cols + k0, a_row ? a_row + k0 : nullptr, n, opt, cr,
+                    q.codes.data() + r * cols + k0, &q.scales[idx],
+                    q.zeros.empty() ? nullptr : &q.zeros[idx]);
+    }
+  }
+  q.error = MeasureQuantError(w, q, opt.importance, opt.importance_row_stride);
+  return q;
+}
+
+void DequantizeMatrix(const QuantizedMatrix& q, float* out) {
+  for (size_t r = 0; r < q.rows; ++r) {
+    for (size_t k = 0; k < q.cols; ++k) {
+      const size_t idx = r * q.groups_per_row + k / q.group_size;
+      out[r * q.cols + k] =
+          q.scales[idx] * static_cast<float>(q.codes[r * q.cols + k] - ZeroOf(q, idx));
+    }
+  }
+}
+
+QuantErrorStats MeasureQuantError(const float* w, const QuantizedMatrix& q,
+                                  const float* importance, size_t importance_row_stride) {
+  QuantErrorStats st;
+  st.count = q.rows * q.cols;
+  for (size_t r = 0; r < q.rows; ++r) {
+    for (size_t k = 0; k < q.cols; ++k) {
+      const size_t idx = r * q.groups_per_row + k / q.group_size;
+      const float wq = q.scales[idx] * static_cast<float>(q.codes[r * q.cols + k] - ZeroOf(q, idx));
+      const double wv = w[r * q.cols + k];
+      const double d = wv - static_cast<double>(wq);
+      const double a = importance ? importance[r * importance_row_stride + k] : 1.0;
+      st.sq_error += d * d;
+      st.weighted_sq_error += a * d * d;
+      st.sum_sq += wv * wv;
+      st.max_abs_error = std::max(st.max_abs_error, std::fabs(d));
+    }
+  }
+  return st;
+}
+
+// ---------------------------------------------------------------------------
+// Layout names and sizes.
+
+std::string QuantLayout::Name() const {
+  if (kind == QuantLayoutKind::kQ8Row) return "q8_row";
+  return StrCat("q4g", group_size, symmetric ? "_sym" : "_asym",
+                kind == QuantLayoutKind::kQ4Row ? "_row" : "_x8");
+}
+
+size_t QuantLayout::PackedBytes(size_t rows, size_t cols) const {
+  switch (kind) {
+    case QuantLayoutKind::kQ8Row:
+      return Q8RowLayout::Bytes(rows, cols);
+    case QuantLayoutKind::kQ4Row:
+      return Q4RowLayout::Bytes(rows, cols, group_size, symmetric);
+    case QuantLayoutKind::kQ4X8:
+      return Q4X8Layout::Bytes(rows, cols, group_size, symmetric);
+  }
+  return 0;
+}
+
+QuantScheme QuantLayout::Scheme() const {
+  if (kind == QuantLayoutKind::kQ8Row) return QuantScheme{8, 0, true};
+  return QuantScheme{4, group_size, symmetric};
+}
+
+Expected<QuantLayout> ParseQuantLayout(std::string_view name) {
+  for (const QuantLayout& l : AllQuantLayouts()) {
+    if (l.Name() == name) return l;
+  }
+  return InvalidInput("unknown quantized layout '", std::string(name),
+                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8})");
+}
+
+std::vector<QuantLayout> AllQuantLayouts() {
+  std::vector<QuantLayout> out = {{QuantLayoutKind::kQ8Row, 0, true}};
+  for (QuantLayoutKind kind : {QuantLayoutKind::kQ4Row, QuantLayoutKind::kQ4X8}) {
+    for (size_t g : {32, 64, 128}) {
+      for (bool sym : {true, false}) out.push_back({kind, g, sym});
+    }
+  }
+  return out;
+}
+
+double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols) {
+  return 8.0 * static_cast<double>(layout.PackedBytes(rows, cols)) /
+         static_cast<double>(rows * cols);
+}
+
+// ---------------------------------------------------------------------------
+// Packing.
+
+Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const QuantLayout& layout) {
+  const QuantScheme ls = layout.Scheme();
+  SLIM_CHECK_INPUT(q.scheme.bits == ls.bits && (ls.bits == 8 || (q.scheme.group_size == ls.group_size &&
+                                                                 q.scheme.symmetric == ls.symmetric)),
+                   "layout ", layout.Name(), " cannot store codes of scheme int", q.scheme.bits,
+                   " group ", q.scheme.group_size, q.scheme.symmetric ? " symmetric" : " asymmetric");
+  const size_t n = q.rows, k = q.cols;
+  SLIM_CHECK_INPUT(q.codes.size() == n * k && q.scales.size() == n * q.groups_per_row &&
+                       q.zeros.size() == (ls.bits == 4 && !ls.symmetric ? n * q.groups_per_row : 0),
+                   "quantized matrix [", n, ", ", k, "] has inconsistent array sizes");
+  const CodeRange cr = RangeOf(ls);
+  for (size_t i = 0; i < q.codes.size(); ++i) {
+    SLIM_CHECK_INPUT(q.codes[i] >= cr.lo && q.codes[i] <= cr.hi, "code at row ", i / k,
+                     ", column ", i % k, " is ", int{q.codes[i]}, ", outside [", cr.lo, ", ",
+                     cr.hi, "]");
+  }
+  for (size_t i = 0; i < q.scales.size(); ++i) {
+    const float s = q.scales[i];
+    SLIM_CHECK_INPUT(std::isfinite(s) && s >= 0.0f && (!cr.fp16_scale || HalfToFloat(FloatToHalf(s)) == s),
+                     "scale ", i, " is ", s, " (must be finite, >= 0 and, for int4, an FP16 value)");
+  }
+  for (size_t i = 0; i < q.zeros.size(); ++i) {
+    SLIM_CHECK_INPUT(q.zeros[i] <= 15, "zero point ", i, " is ", int{q.zeros[i]}, ", above 15");
+  }
+
+  std::vector<uint8_t> out(layout.PackedBytes(n, k), 0);
+  const size_t groups = q.groups_per_row;
+  if (layout.kind == QuantLayoutKind::kQ8Row) {
+    std::memcpy(out.data(), q.codes.data(), n * k);
+    const size_t so = Q8RowLayout::ScalesOffset(n, k);
+    for (size_t r = 0; r < n; ++r) {
+      uint32_t bits;
+      std::memcpy(&bits, &q.scales[r], 4);
+      for (int b = 0; b < 4; ++b) out[so + 4 * r + b] = static_cast<uint8_t>(bits >> (8 * b));
+    }
+    return out;
+  }
+  const size_t g = layout.group_size;
+  const bool sym = layout.symmetric;
+  // Nibble of (row, element) including padding: rows >= n and elements >= k
+  // hold the zero code z (padded rows: z = 0 asym, 8 sym).
+  auto nibble = [&](size_t r, size_t e) -> uint8_t {
+    if (r >= n) return sym ? 8 : 0;
+    const int z = sym ? 0 : q.zeros[r * groups + e / g];
+    const int code = e < k ? q.codes[r * k + e] : z;
+    return Nibble(code, sym);
+  };
+  if (layout.kind == QuantLayoutKind::kQ4Row) {
+    const size_t row_bytes = Q4RowLayout::RowBytes(k, g);
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t j = 0; j < row_bytes; ++j) {
+        out[r * row_bytes + j] =
+            static_cast<uint8_t>(nibble(r, 2 * j) | (nibble(r, 2 * j + 1) << 4));
+      }
+    }
+    const size_t so = Q4RowLayout::ScalesOffset(n, k, g);
+    for (size_t i = 0; i < n * groups; ++i) PutU16(&out[so + 2 * i], FloatToHalf(q.scales[i]));
+    if (!sym) {
+      std::memcpy(&out[Q4RowLayout::ZerosOffset(n, k, g)], q.zeros.data(), n * groups);
+    }
+    return out;
+  }
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, sym);
+  for (size_t b = 0; b < Q4X8Layout::Blocks(n); ++b) {
+    for (size_t gi = 0; gi < groups; ++gi) {
+      uint8_t* tile = &out[(b * groups + gi) * tile_bytes];
+      for (size_t c = 0; c < g / 8; ++c) {
+        for (size_t r = 0; r < 8; ++r) {
+          for (size_t i = 0; i < 4; ++i) {
+            const size_t e = gi * g + 8 * c + i;
+            tile[32 * c + 4 * r + i] =
+                static_cast<uint8_t>(nibble(8 * b + r, e) | (nibble(8 * b + r, e + 4) << 4));
+          }
+        }
+      }
+      uint8_t* scales = tile + Q4X8Layout::CodeBytesPerTile(g);
+      for (size_t r = 0; r < 8; ++r) {
+        const size_t row = 8 * b + r;
+        PutU16(scales + 2 * r, row < n ? FloatToHalf(q.scales[row * groups + gi]) : 0);
+      }
+      if (!sym) {
+        uint8_t* zeros = scales + 16;
+        for (size_t j = 0; j < 4; ++j) {
+          const size_t r0 = 8 * b + 2 * j, r1 = r0 + 1;
+          const int z0 = r0 < n ? q.zeros[r0 * groups + gi] : 0;
+          const int z1 = r1 < n ? q.zeros[r1 * groups + gi] : 0;
+          zeros[j] = static_cast<uint8_t>(z0 | (z1 << 4));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
+                                          const QuantLayout& layout, size_t rows, size_t cols) {
+  const std::string name = layout.Name();
+  SLIM_RETURN_IF_ERROR(ValidateQuantScheme(layout.Scheme()));
+  SLIM_CHECK_INPUT(rows > 0 && cols > 0, "layout ", name, ": empty shape [", rows, ", ", cols, "]");
+  const size_t expected = layout.PackedBytes(rows, cols);
+  SLIM_CHECK_INPUT(size == expected, "layout ", name, " for [", rows, ", ", cols, "] needs ",
+                   expected, " bytes, got ", size);
+  QuantizedMatrix q = EmptyMatrix(layout.Scheme(), rows, cols);
+  const size_t n = rows, k = cols, groups = q.groups_per_row;
+
+  if (layout.kind == QuantLayoutKind::kQ8Row) {
+    for (size_t i = 0; i < n * k; ++i) {
+      q.codes[i] = static_cast<int8_t>(data[i]);
+      SLIM_CHECK_INPUT(q.codes[i] != -128, "layout ", name, ": code -128 at byte offset ", i,
+                       " (codes are -127..127)");
+    }
+    const size_t so = Q8RowLayout::ScalesOffset(n, k);
+    for (size_t i = n * k; i < so; ++i) {
+      SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i,
+                       " is not zero");
+    }
+    for (size_t r = 0; r < n; ++r) {
+      uint32_t bits = 0;
+      for (int b = 0; b < 4; ++b) bits |= uint32_t{data[so + 4 * r + b]} << (8 * b);
+      std::memcpy(&q.scales[r], &bits, 4);
+      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[r], name, so + 4 * r));
+    }
+    return q;
+  }
+
+  const size_t g = layout.group_size;
+  const bool sym = layout.symmetric;
+  // Reads the nibble of (row, element) at byte `off`, high half when `high`;
+  // checks padding against the zero code.
+  auto take = [&](size_t r, size_t e, size_t off, bool high) -> Status {
+    const uint8_t u = high ? static_cast<uint8_t>(data[off] >> 4) : static_cast<uint8_t>(data[off] & 0xf);
+    if (r >= n || e >= k) {
+      const int z = r >= n ? (sym ? 8 : 0) : (sym ? 8 : q.zeros[r * groups + e / g]);
+      SLIM_CHECK_INPUT(u == z, "layout ", name, ": padding nibble at byte offset ", off,
+                       high ? " (high)" : " (low)", " is ", int{u}, ", expected the zero code ", z);
+      return Status::Ok();
+    }
+    q.codes[r * k + e] = static_cast<int8_t>(CodeFromNibble(u, sym));
+    return Status::Ok();
+  };
+
+  if (layout.kind == QuantLayoutKind::kQ4Row) {
+    const size_t row_bytes = Q4RowLayout::RowBytes(k, g);
+    const size_t so = Q4RowLayout::ScalesOffset(n, k, g);
+    // Zero points first: padding checks need them.
+    if (!sym) {
+      const size_t zo = Q4RowLayout::ZerosOffset(n, k, g);
+      for (size_t i = 0; i < n * groups; ++i) {
+        SLIM_CHECK_INPUT(data[zo + i] <= 15, "layout ", name, ": zero point at byte offset ",
+                         zo + i, " is ", int{data[zo + i]}, ", above 15");
+        q.zeros[i] = data[zo + i];
+      }
+      for (size_t i = so + 2 * n * groups; i < zo; ++i) {
+        SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i,
+                         " is not zero");
+      }
+    }
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t j = 0; j < row_bytes; ++j) {
+        const size_t off = r * row_bytes + j;
+        SLIM_RETURN_IF_ERROR(take(r, 2 * j, off, false));
+        SLIM_RETURN_IF_ERROR(take(r, 2 * j + 1, off, true));
+      }
+    }
+    for (size_t i = n * row_bytes; i < so; ++i) {
+      SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i,
+                       " is not zero");
+    }
+    for (size_t i = 0; i < n * groups; ++i) {
+      q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
+      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i));
+    }
+    return q;
+  }
+
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, sym);
+  for (size_t b = 0; b < Q4X8Layout::Blocks(n); ++b) {
+    for (size_t gi = 0; gi < groups; ++gi) {
+      const size_t tile = (b * groups + gi) * tile_bytes;
+      const size_t so = tile + Q4X8Layout::CodeBytesPerTile(g);
+      if (!sym) {
+        for (size_t r = 0; r < 8; ++r) {
+          const size_t off = so + 16 + r / 2;
+          const uint8_t z = (r & 1) ? static_cast<uint8_t>(data[off] >> 4) : static_cast<uint8_t>(data[off] & 0xf);
+          const size_t row = 8 * b + r;
+          if (row < n) {
+            q.zeros[row * groups + gi] = z;
+          } else {
+            SLIM_CHECK_INPUT(z == 0, "layout ", name, ": zero point of padded row ", row,
+                             " at byte offset ", off, " is ", int{z}, ", expected 0");
+          }
+        }
+      }
+      for (size_t r = 0; r < 8; ++r) {
+        const size_t row = 8 * b + r;
+        const float s = HalfToFloat(GetU16(&data[so + 2 * r]));
+        SLIM_RETURN_IF_ERROR(CheckScale(s, name, so + 2 * r));
+        if (row < n) {
+          q.scales[row * groups + gi] = s;
+        } else {
+          SLIM_CHECK_INPUT(s == 0.0f, "layout ", name, ": scale of padded row ", row,
+                           " at byte offset ", so + 2 * r, " is ", s, ", expected 0");
+        }
+      }
+      for (size_t c = 0; c < g / 8; ++c) {
+        for (size_t r = 0; r < 8; ++r) {
+          for (size_t i = 0; i < 4; ++i) {
+            const size_t off = tile + 32 * c + 4 * r + i;
+            const size_t e = gi * g + 8 * c + i;
+            SLIM_RETURN_IF_ERROR(take(8 * b + r, e, off, false));
+            SLIM_RETURN_IF_ERROR(take(8 * b + r, e + 4, off, true));
+          }
+        }
+      }
+    }
+  }
+  return q;
+}
+
+Status DequantizePacked(const uint8_t* data, size_t size, const QuantLayout& layout,
+                        size_t rows, size_t cols, float* out) {
+  SLIM_ASSIGN_OR_RETURN(QuantizedMatrix q, UnpackQuantized(data, size, layout, rows, cols));
+  DequantizeMatrix(q, out);
+  return Status::Ok();
+}
+
+}  // namespace slim

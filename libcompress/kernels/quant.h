@@ -1,0 +1,221 @@
+// Weight quantization math and packed layouts for the int8 / int4
+// weight-only matmul kernels (gemm_q.h). Pointers and sizes only: a pass
+// hands in one FP32 weight matrix W [rows = N output features, cols = K input
+// features], row-major as PyTorch's Linear stores it, and gets back integer
+// codes, scales and zero points, the reconstruction error, and (after
+// PackQuantized) the bytes of a named layout that the runtime multiplies with.
+//
+// Schemes. Every dequantized weight is   w' = scale * (float)(q - zero)
+// (one float multiply, the same expression the kernels and tests use):
+//   int8 per row:       q in [-127, 127], zero = 0, one FP32 scale per row.
+//   int4 symmetric:     q in [-8, 7], zero = 0, one scale per group of
+//                       `group_size` consecutive elements of a row (32/64/128).
+//   int4 asymmetric:    q in [0, 15], integer zero in [0, 15] per group.
+// int4 scales are FP16 values: the scale is rounded to FP16 *before* the codes
+// are chosen, so what is stored dequantizes exactly to what was measured. A
+// last group shorter than group_size (K % group_size != 0) is quantized from
+// its real elements only; its storage is padded with the code of 0.0.
+//
+// Scale choice. RTN ("max-abs round to nearest") uses scale = max|w| / 127
+// (int8) or max|w| / 7 (int4 symmetric), or (max - min) / 15 over the range
+// widened to contain 0 (asymmetric); FP16 scales are rounded *up* so no element
+// leaves the code range and every RTN error is at most scale / 2. The search
+// (QuantOptions::search) evaluates clipping ratios r = 1 - 0.5 * i / clip_steps
+// (i = 0..clip_steps, so r runs 1.0 down to 0.5) of that RTN range, keeps the
+// candidate with the least (importance-weighted) squared error, then refines
+// it like llama.cpp's make_qx_quants: with the codes fixed, the least-squares
+// scale  sum(a*w*(q-z)) / sum(a*(q-z)^2)  (a = importance) is rounded to the
+// storage precision, the codes re-rounded, and the result kept while it
+// improves. The search compares candidates in float; its result is finally
+// compared with RTN in double and RTN kept on a tie, so the search is never
+// worse than RTN on the objective it minimises. Cost: about 2 + 1.5 *
+// clip_steps passes over the weights (~40 at the default).
+//
+// Measured (sq_error of search / RTN, 128 Gaussian rows of 1024; pinned in
+// tests/kernels/test_quant.cpp): int4 g32 sym 0.784, g128 sym 0.734, g32 asym
+// 0.921 (asymmetric RTN already uses all 16 codes), int8 0.986.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "libcompress/common/status.h"
+
+namespace slim {
+
+struct QuantScheme {
+  int bits = 4;            // 8: per-row int8; 4: group-wise int4
+  size_t group_size = 32;  // int4 only: 32, 64 or 128 elements along K
+  bool symmetric = true;   // int8 must be symmetric
+};
+
+struct QuantOptions {
+  QuantScheme scheme;
+  bool search = true;     // false: plain RTN (the baseline the search beats)
+  int clip_steps = 32;    // grid resolution: ratios 1.0 .. 0.5 in steps of 0.5/clip_steps
+  int refine_iters = 4;   // least-squares refinements of the best grid candidate
+  // Optional importance a >= 0 per element of the objective sum(a*(w-w')^2),
+  // e.g. activation second moments E[x_k^2] from calibration. nullptr means
+  // uniform. Element (row, col) reads importance[row * importance_row_stride
+  // + col]: stride 0 shares one K-vector across rows (activation statistics),
+  // stride cols gives every element its own weight.
+  const float* importance = nullptr;
+  size_t importance_row_stride = 0;
+};
+
+// Reconstruction error of one matrix against the FP32 weights it came from.
+struct QuantErrorStats {
+  double sq_error = 0.0;           // sum (w - w')^2
+  double weighted_sq_error = 0.0;  // sum a*(w - w')^2 (equals sq_error without importance)
+  double sum_sq = 0.0;             // sum w^2, so relative error = sq_error / sum_sq
+  double max_abs_error = 0.0;      // max |w - w'|
+  size_t count = 0;                // elements (rows * cols)
+};
+
+// Codes, scales and zero points of one matrix, unpacked (one entry per
+// element / group); the input of PackQuantized and the output of
+// UnpackQuantized.
+struct QuantizedMatrix {
+  QuantScheme scheme;
+  size_t rows = 0;
+  size_t cols = 0;
+  size_t group_size = 0;        // elements per scale: cols for int8, scheme.group_size for int4
+  size_t groups_per_row = 0;    // ceil(cols / group_size)
+  std::vector<int8_t> codes;    // rows * cols, q as documented above
+  std::vector<float> scales;    // rows * groups_per_row; int4 values are exact FP16 values
+  std::vector<uint8_t> zeros;   // rows * groups_per_row, asymmetric int4 only (else empty)
+  QuantErrorStats error;        // filled by QuantizeMatrix, zero after UnpackQuantized
+};
+
+// Checks bits/group/symmetry (InvalidInput naming the field otherwise).
+Status ValidateQuantScheme(const QuantScheme& scheme);
+
+// Quantizes W [rows, cols] (row-major FP32). Rows are independent, so a
+// caller may split a matrix into row ranges and quantize them concurrently.
+// Fails on non-finite weights or importance (naming row and column), on a bad
+// scheme, on rows or cols of 0, and on negative clip_steps / refine_iters.
+Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t cols,
+                                         const QuantOptions& options);
+
+// w' for every element, row-major [rows, cols].
+void DequantizeMatrix(const QuantizedMatrix& q, float* out);
+
+// Error of q against w (the stats QuantizeMatrix reports); importance as in
+// QuantOptions (nullptr: uniform).
+QuantErrorStats MeasureQuantError(const float* w, const QuantizedMatrix& q,
+                                  const float* importance = nullptr,
+                                  size_t importance_row_stride = 0);
+
+// ---------------------------------------------------------------------------
+// Packed layouts. docs/LAYOUTS.md is the full specification; the structs below
+// give each layout's geometry as constexpr functions of (rows N, cols K).
+// All multi-byte values are little-endian. Offsets are relative to the start
+// of the tensor's blob; gaps introduced by 64-byte alignment are zero bytes.
+
+inline constexpr size_t kQuantAlign = 64;
+constexpr size_t AlignUp(size_t x, size_t a) { return (x + a - 1) / a * a; }
+constexpr size_t CeilDiv(size_t x, size_t d) { return (x + d - 1) / d; }
+
+// "q8_row": int8 codes row-major [N, K] (two's complement, -127..127), then
+// at offset align64(N*K) the N row scales as FP32.
+struct Q8RowLayout {
+  static constexpr size_t CodeBytes(size_t n, size_t k) { return n * k; }
+  static constexpr size_t ScalesOffset(size_t n, size_t k) {
+    return AlignUp(CodeBytes(n, k), kQuantAlign);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k) { return ScalesOffset(n, k) + 4 * n; }
+};
+
+// "q4g{G}_{sym,asym}_row": row r's codes are ceil(K/G) groups of G/2 bytes,
+// rows back to back (row stride RowBytes). Byte j of a group holds element
+// 2j in its low nibble and 2j+1 in its high nibble. A nibble is the unsigned
+// code u: u = q + 8 (symmetric) or u = q (asymmetric), so w' = s * (u - z)
+// with z = 8 (symmetric) or the stored zero. Padding nibbles past K hold z.
+// Then at ScalesOffset the N * groups FP16 scales (row-major [N, groups]),
+// and for asym at ZerosOffset the N * groups zero points, one uint8 each.
+struct Q4RowLayout {
+  static constexpr size_t Groups(size_t k, size_t g) { return CeilDiv(k, g); }
+  static constexpr size_t RowBytes(size_t k, size_t g) { return Groups(k, g) * g / 2; }
+  static constexpr size_t ScalesOffset(size_t n, size_t k, size_t g) {
+    return AlignUp(n * RowBytes(k, g), kQuantAlign);
+  }
+  static constexpr size_t ZerosOffset(size_t n, size_t k, size_t g) {
+    return AlignUp(ScalesOffset(n, k, g) + 2 * n * Groups(k, g), kQuantAlign);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k, size_t g, bool symmetric) {
+    return symmetric ? ScalesOffset(n, k, g) + 2 * n * Groups(k, g)
+                     : ZerosOffset(n, k, g) + n * Groups(k, g);
+  }
+};
+
+// "q4g{G}_{sym,asym}_x8": rows in blocks of 8 (N padded up to a multiple of
+// 8; padded rows have scale 0, zero 0 and codes z). The blob is a sequence of
+// tiles, block-major: tile (b, g) at offset (b * Groups + g) * TileBytes.
+// A tile covers rows 8b..8b+7 and elements gG..gG+G-1 and is
+//   codes:  G/8 chunks of 32 bytes; in chunk c, byte 4*r + i (r = row in
+//           block 0..7, i = 0..3) holds u(row r, element 8c+i) in its low
+//           nibble and u(row r, element 8c+4+i) in its high nibble, so one
+//           32-byte load gives every row's 4+4 consecutive codes in its own
+//           32-bit lane (one vpmaddubsw per half-chunk, see gemm_q.h);
+//   scales: 8 FP16 (16 bytes), row 0 first;
+//   zeros:  asym only, 4 bytes: byte j holds z(row 2j) low, z(row 2j+1) high.
+// u and z are as in Q4RowLayout; padding elements past K hold z.
+struct Q4X8Layout {
+  static constexpr size_t kRowsPerBlock = 8;
+  static constexpr size_t Blocks(size_t n) { return CeilDiv(n, kRowsPerBlock); }
+  static constexpr size_t Groups(size_t k, size_t g) { return CeilDiv(k, g); }
+  static constexpr size_t CodeBytesPerTile(size_t g) { return 4 * g; }
+  static constexpr size_t TileBytes(size_t g, bool symmetric) {
+    return CodeBytesPerTile(g) + 16 + (symmetric ? 0 : 4);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k, size_t g, bool symmetric) {
+    return Blocks(n) * Groups(k, g) * TileBytes(g, symmetric);
+  }
+};
+
+enum class QuantLayoutKind : uint8_t {
+  kQ8Row,  // "q8_row"
+  kQ4Row,  // "q4g{G}_{sym,asym}_row"
+  kQ4X8,   // "q4g{G}_{sym,asym}_x8"
+};
+
+// A layout with its parameters; Name() is the stable string stored in the
+// packed file and ParseQuantLayout its inverse.
+struct QuantLayout {
+  QuantLayoutKind kind = QuantLayoutKind::kQ8Row;
+  size_t group_size = 0;  // int4 layouts: 32, 64 or 128; q8_row: 0
+  bool symmetric = true;
+
+  std::string Name() const;
+  size_t PackedBytes(size_t rows, size_t cols) const;
+  // The quantization scheme whose codes this layout stores.
+  QuantScheme Scheme() const;
+  bool operator==(const QuantLayout& o) const {
+    return kind == o.kind && group_size == o.group_size && symmetric == o.symmetric;
+  }
+};
+
+Expected<QuantLayout> ParseQuantLayout(std::string_view name);
+// Every layout name (for listings and exhaustive tests).
+std::vector<QuantLayout> AllQuantLayouts();
+// Packed bits per weight, scales and zero points included.
+double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols);
+
+// Packs codes/scales/zeros into the layout's bytes (PackedBytes long). Fails
+// when the scheme differs from the layout's or a value is out of range.
+Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const QuantLayout& layout);
+
+// Inverse of PackQuantized, validating everything a reader must: the size,
+// finite non-negative scales, zero points in range, and that padding holds
+// what the layout specifies (the message names the byte offset).
+Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
+                                          const QuantLayout& layout, size_t rows, size_t cols);
+
+// Unpack + dequantize into out [rows, cols].
+Status DequantizePacked(const uint8_t* data, size_t size, const QuantLayout& layout,
+                        size_t rows, size_t cols, float* out);
+
+}  // namespace slim
