@@ -8,6 +8,7 @@
 
 #include "libcompress/io/hf_llama.h"
 #include "libcompress/io/onnx.h"
+#include "libcompress/io/packed_format.h"
 
 namespace slim {
 namespace {
@@ -98,6 +99,11 @@ Expected<Model> LoadModel(const std::string& path) {
                      ": directory has no config.json (for an ONNX model, name the .onnx file)");
     SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
     dir = path;
+  } else if (IsPackedFile(path)) {
+    // The packed file carries its decoder description and vocabulary itself.
+    SLIM_ASSIGN_OR_RETURN(model, ReadPacked(path));
+    model.path = path;
+    return model;
   } else if (EndsWith(path, ".safetensors")) {
     SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
     dir = DirName(path);

@@ -2,6 +2,7 @@
 //   DIR with config.json (+ model.safetensors or an index) -> Hugging Face
 //   FILE.safetensors (config.json beside it)              -> Hugging Face
 //   FILE.onnx                                             -> ONNX
+//   any file starting with the packed magic "SLIMPACK"    -> packed
 // A directory holding both (the bundled models do) opens the safetensors
 // checkpoint; name the .onnx file to use the ONNX graph. After reading, the
 // sidecars beside the model are applied: config.json fills the decoder's
