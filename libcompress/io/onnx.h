@@ -3,7 +3,9 @@
 // Reading: opset 9 and newer; weights as initializers or Constant nodes;
 // FP32/FP16/BF16 (and integer) tensors; raw_data or typed fields; external
 // data files relative to the model's directory (absolute locations or ones
-// that escape the directory are refused), memory-mapped, never copied.
+// that escape the directory are refused), memory-mapped, never copied;
+// inline tensors are copied into 64-byte aligned owned buffers one at a time
+// while protobuf's copy is released, so weights are never held twice.
 // Every malformed input is a Status naming the file and, where it applies,
 // the tensor, node and byte offset. When the graph is an Optimum-style
 // decoder (input_ids -> logits, optional past_key_values.N.* / present.N.*),
