@@ -1,0 +1,277 @@
+// The pass interface: what every pass in passes/ declares and returns.
+//
+// A pass declares, in one place (its PassInfo), its name, a one-line summary
+// and its options (key, type, default, range or choices, help, whether a
+// recipe may override it per tensor). The pipeline validates every option of
+// every pass before the first pass runs, fills in defaults, and hands the
+// pass a PassContext; the pass checks all its preconditions, then mutates
+// the graph (never leaving it half-rewritten), and returns a PassReport with
+// one row per tensor it considered plus counters.
+//
+// This header is self-contained (no .cpp) so passes/ can implement passes
+// without linking the pipeline library that lists them: the dependency stays
+// pipeline -> passes -> ir.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "libcompress/common/status.h"
+#include "libcompress/ir/graph.h"
+#include "libcompress/pipeline/target_profile.h"
+
+namespace slim {
+
+// ---------------------------------------------------------------------------
+// Options
+
+enum class OptionType { kInt, kFloat, kBool, kString, kEnum };
+
+inline const char* OptionTypeName(OptionType t) {
+  switch (t) {
+    case OptionType::kInt: return "int";
+    case OptionType::kFloat: return "float";
+    case OptionType::kBool: return "bool";
+    case OptionType::kString: return "string";
+    case OptionType::kEnum: return "enum";
+  }
+  return "?";
+}
+
+// kBool -> bool, kInt -> int64_t, kFloat -> double, kString/kEnum -> string.
+using OptionValue = std::variant<bool, int64_t, double, std::string>;
+
+struct OptionSpec {
+  std::string key;
+  OptionType type = OptionType::kInt;
+  OptionValue default_value;
+  // kInt / kFloat: inclusive range.
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  // kEnum: the accepted strings. kInt: when non-empty, the accepted values
+  // (decimal), e.g. group sizes {"32", "64", "128"}.
+  std::vector<std::string> choices;
+  std::string help;
+  // A recipe may set it for tensors matching a pattern ("overrides").
+  bool per_tensor = false;
+};
+
+inline OptionSpec IntOption(std::string key, int64_t def, double min, double max,
+                            std::string help, bool per_tensor = false) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kInt;
+  s.default_value = def;
+  s.min = min;
+  s.max = max;
+  s.help = std::move(help);
+  s.per_tensor = per_tensor;
+  return s;
+}
+inline OptionSpec IntChoiceOption(std::string key, int64_t def, std::vector<std::string> choices,
+                                  std::string help, bool per_tensor = false) {
+  OptionSpec s = IntOption(std::move(key), def, -std::numeric_limits<double>::infinity(),
+                           std::numeric_limits<double>::infinity(), std::move(help), per_tensor);
+  s.choices = std::move(choices);
+  return s;
+}
+inline OptionSpec BoolOption(std::string key, bool def, std::string help, bool per_tensor = false) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kBool;
+  s.default_value = def;
+  s.help = std::move(help);
+  s.per_tensor = per_tensor;
+  return s;
+}
+inline OptionSpec EnumOption(std::string key, std::string def, std::vector<std::string> choices,
+                             std::string help, bool per_tensor = false) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kEnum;
+  s.default_value = std::move(def);
+  s.choices = std::move(choices);
+  s.help = std::move(help);
+  s.per_tensor = per_tensor;
+  return s;
+}
+
+// Option values by key. After the pipeline resolved them every declared key
+// is present with the declared type, so the getters never miss; a getter on
+// an undeclared key or the wrong type returns the type's zero value.
+class Options {
+ public:
+  void Set(const std::string& key, OptionValue v) { values_[key] = std::move(v); }
+  bool Has(const std::string& key) const { return values_.count(key) != 0; }
+  const std::map<std::string, OptionValue>& values() const { return values_; }
+
+  bool GetBool(const std::string& key) const { return Get<bool>(key, false); }
+  int64_t GetInt(const std::string& key) const { return Get<int64_t>(key, 0); }
+  double GetFloat(const std::string& key) const { return Get<double>(key, 0.0); }
+  std::string GetString(const std::string& key) const { return Get<std::string>(key, ""); }
+
+ private:
+  template <typename T>
+  T Get(const std::string& key, T zero) const {
+    auto it = values_.find(key);
+    if (it == values_.end()) return zero;
+    const T* v = std::get_if<T>(&it->second);
+    return v ? *v : zero;
+  }
+  std::map<std::string, OptionValue> values_;
+};
+
+// ---------------------------------------------------------------------------
+// Tensor selection (recipe include/exclude patterns and per-tensor overrides)
+
+// A regular expression (ECMAScript, matched anywhere in the tensor name, as
+// std::regex_search does) with its source text for messages.
+struct NamePattern {
+  std::string source;
+  std::regex re;
+  bool Matches(const std::string& name) const { return std::regex_search(name, re); }
+};
+
+struct TensorSelection {
+  std::vector<NamePattern> include;  // empty: every tensor
+  std::vector<NamePattern> exclude;
+
+  // "" when `name` is selected, otherwise why not (for the report).
+  std::string WhyExcluded(const std::string& name) const {
+    for (const auto& p : exclude) {
+      if (p.Matches(name)) return "excluded by pattern '" + p.source + "'";
+    }
+    if (include.empty()) return "";
+    for (const auto& p : include) {
+      if (p.Matches(name)) return "";
+    }
+    return "matches no include pattern";
+  }
+};
+
+struct TensorOverride {
+  NamePattern pattern;
+  Options options;  // per-tensor options only, validated
+};
+
+// ---------------------------------------------------------------------------
+// Progress, logging, context
+
+struct ProgressEvent {
+  std::string pass;
+  size_t pass_index = 0;  // 0-based position in the pipeline
+  size_t pass_count = 0;
+  size_t tensor_index = 0;  // tensors finished so far in this pass (1..tensor_count)
+  size_t tensor_count = 0;
+  std::string tensor;
+};
+using ProgressFn = std::function<void(const ProgressEvent&)>;
+using LogFn = std::function<void(const std::string&)>;
+
+struct PassContext {
+  std::string pass_name;
+  size_t pass_index = 0;
+  size_t pass_count = 1;
+  Options options;  // every declared option, validated, defaults filled
+  TensorSelection selection;
+  std::vector<TensorOverride> overrides;  // applied in order, later wins
+  bool strict = false;   // any fallback is an error
+  bool dry_run = false;  // plan and report, do not quantize or rewrite
+  int threads = 1;
+  const TargetProfile* target = nullptr;  // nullptr: generic
+  ProgressFn progress;  // may be empty; called from one thread at a time
+  LogFn log;            // may be empty
+
+  // The options for one tensor: the pass options with every matching
+  // override applied in recipe order.
+  Options OptionsFor(const std::string& tensor) const {
+    Options o = options;
+    for (const auto& ov : overrides) {
+      if (!ov.pattern.Matches(tensor)) continue;
+      for (const auto& [k, v] : ov.options.values()) o.Set(k, v);
+    }
+    return o;
+  }
+  void Progress(size_t done, size_t total, const std::string& tensor) const {
+    if (progress) progress({pass_name, pass_index, pass_count, done, total, tensor});
+  }
+  void Log(const std::string& line) const {
+    if (log) log(line);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Reports
+
+// One tensor a pass considered (quantized, kept, excluded or fallen back).
+struct TensorReport {
+  std::string name;
+  std::vector<int64_t> shape;  // as stored in the source model
+  std::string source_dtype;    // "float16"
+  std::string role;            // "linear", "classifier", "embedding", "tied-embedding"
+  std::string requested;       // scheme asked for: "int4-g32-sym", "int8", "keep"
+  std::string actual;          // scheme applied (differs on fallback)
+  int bits = 0;                // bits per code as stored (16 for an FP16 tensor kept)
+  int64_t group_size = 0;      // elements per scale (int8: K); 0 when kept
+  bool symmetric = true;
+  std::string layout;          // "q4g32_sym_row", or the dtype name when kept
+  int64_t params = 0;          // logical elements
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+  double requested_bits_per_weight = 0;  // what the requested scheme would cost
+  bool error_measured = false;           // false when kept or in a dry run
+  double rel_mse = 0;                    // sum (w - w')^2 / sum w^2
+  double max_abs_error = 0;
+  bool fallback = false;   // actual != requested for a reason in `reason`
+  std::string reason;      // why it fell back, was kept or excluded ("" if quantized as asked)
+  double seconds = 0;
+
+  double BitsPerWeight() const {
+    return params > 0 ? 8.0 * static_cast<double>(bytes_after) / static_cast<double>(params) : 0.0;
+  }
+};
+
+struct PassReport {
+  std::string pass;
+  std::vector<TensorReport> tensors;
+  std::map<std::string, int64_t> counters;  // "quantized", "fallbacks", "kept", ...
+  double seconds = 0;
+};
+
+// ---------------------------------------------------------------------------
+// The pass
+
+struct PassInfo {
+  std::string name;
+  std::string summary;
+  std::vector<OptionSpec> options;
+
+  const OptionSpec* FindOption(const std::string& key) const {
+    for (const auto& o : options) {
+      if (o.key == key) return &o;
+    }
+    return nullptr;
+  }
+};
+
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual const PassInfo& info() const = 0;
+  // Checks between options that types and ranges cannot express; called on
+  // the resolved options before any pass runs. Messages name the option.
+  virtual Status ValidateOptions(const Options& /*options*/) const { return Status::Ok(); }
+  // Checks every precondition, then rewrites `graph`. On error the graph is
+  // unchanged.
+  virtual Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const = 0;
+};
+
+}  // namespace slim

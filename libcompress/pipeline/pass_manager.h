@@ -1,0 +1,89 @@
+// The pass manager: builds a pipeline from a recipe (validating every pass,
+// option, pattern and override before anything runs), refuses
+// already-quantized input unless allowed, runs the passes in recipe order on
+// a copy of the graph (the caller's graph changes only if every pass
+// succeeds), and collects the per-pass reports with model totals.
+//
+// Libraries never print: progress goes to PipelineOptions::progress, log
+// lines (e.g. "recipe r.json overrides preset int4: ...") to
+// PipelineOptions::log and into PipelineReport::log.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "libcompress/pipeline/pass.h"
+#include "libcompress/pipeline/recipe.h"
+#include "libcompress/pipeline/target_profile.h"
+
+namespace slim {
+
+struct PipelineOptions {
+  bool strict = false;            // OR-ed with the recipe's "strict"
+  bool allow_requantize = false;  // OR-ed with the recipe's "allow_requantize"
+  bool dry_run = false;           // plan and report; the graph is not changed
+  int threads = 1;                // quantization threads (results do not depend on it)
+  std::optional<TargetProfile> target;
+  ProgressFn progress;
+  LogFn log;
+};
+
+// Weight tensors of a graph: float or packed initializers and Constant
+// values of rank >= 1 (norms, biases and embedding tables included).
+struct WeightStats {
+  int64_t tensors = 0;
+  int64_t params = 0;   // logical elements (packed tensors count [N, K])
+  uint64_t bytes = 0;   // stored bytes, scales and zero points included
+  double BitsPerWeight() const {
+    return params > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
+  }
+};
+WeightStats ComputeWeightStats(const Graph& graph);
+
+// OK when the graph holds no quantized weights; otherwise InvalidInput
+// naming the first quantized node or tensor.
+Status CheckNotQuantized(const Graph& graph);
+
+struct PipelineReport {
+  std::string recipe_json;  // the merged recipe that ran
+  std::string target;       // profile name, "" when none
+  bool dry_run = false;
+  std::vector<PassReport> passes;
+  WeightStats before;
+  WeightStats after;  // dry run: estimated from the plans
+  int64_t fallbacks = 0;
+  double seconds = 0;
+  std::vector<std::string> log;
+
+  // "weights 0.52 MB -> 0.16 MB, 16.00 -> 4.87 bits per weight (scales
+  // included), 31 tensors quantized, 0 fallbacks"
+  std::string Summary() const;
+};
+
+// The report as JSON with stable keys (docs/PASSES.md lists them).
+std::string PipelineReportToJson(const PipelineReport& report);
+// One line per tensor: name, role, requested -> actual, layout, bytes, bits
+// per weight, error, reason.
+std::string FormatReportTable(const PipelineReport& report);
+
+class PassManager {
+ public:
+  static Expected<PassManager> Create(const Recipe& recipe, PipelineOptions options);
+  Expected<PipelineReport> Run(Graph& graph) const;
+  const Recipe& recipe() const { return recipe_; }
+
+ private:
+  PassManager() = default;
+  struct Step {
+    const Pass* pass = nullptr;
+    PassContext ctx;
+  };
+  Recipe recipe_;
+  PipelineOptions options_;
+  bool strict_ = false;
+  bool allow_requantize_ = false;
+  std::vector<Step> steps_;
+};
+
+}  // namespace slim

@@ -1,0 +1,39 @@
+// The explicit, ordered pass list (no static self-registration: linkers drop
+// unreferenced objects from static libraries, and the order is the listing
+// order of `slimpack passes`). A recipe decides the order passes run in.
+#include "libcompress/pipeline/registry.h"
+
+#include <memory>
+
+#include "passes/quantize_int4.h"
+#include "passes/quantize_int8.h"
+#include "passes/select_layout.h"
+
+namespace slim {
+
+const std::vector<const Pass*>& AllPasses() {
+  static const std::vector<std::unique_ptr<Pass>> kOwned = [] {
+    std::vector<std::unique_ptr<Pass>> v;
+    v.push_back(MakeQuantizeInt8Pass());
+    v.push_back(MakeQuantizeInt4Pass());
+    // Order matters in recipes, not here; but select_layout only sees
+    // weights a quantization pass packed, so recipes list it after them.
+    v.push_back(MakeSelectLayoutPass());
+    return v;
+  }();
+  static const std::vector<const Pass*> kList = [] {
+    std::vector<const Pass*> v;
+    for (const auto& p : kOwned) v.push_back(p.get());
+    return v;
+  }();
+  return kList;
+}
+
+const Pass* FindPass(const std::string& name) {
+  for (const Pass* p : AllPasses()) {
+    if (p->info().name == name) return p;
+  }
+  return nullptr;
+}
+
+}  // namespace slim

@@ -1,0 +1,77 @@
+// quantize_int4: declares the pass and maps roles to schemes; the engine in
+// weight_quant.cpp does the work.
+#include "passes/quantize_int4.h"
+
+#include "passes/weight_quant.h"
+
+namespace slim {
+namespace {
+
+WeightScheme SchemeFor(const std::string& choice, const Options& o) {
+  WeightScheme s;
+  if (choice == "int4") {
+    s.kind = WeightScheme::Kind::kInt4;
+    s.group_size = o.GetInt("group_size");
+    s.symmetric = o.GetBool("symmetric");
+  } else if (choice == "int8") {
+    s.kind = WeightScheme::Kind::kInt8;
+  }
+  return s;
+}
+
+class QuantizeInt4Pass final : public Pass {
+ public:
+  const PassInfo& info() const override {
+    static const PassInfo kInfo = {
+        "quantize_int4",
+        "int4 weight-only quantization, group-wise along K, FP16 scales, scale search",
+        {
+            IntChoiceOption("group_size", 32, {"32", "64", "128"},
+                            "elements of K sharing one scale (a shorter last group is padded)",
+                            true),
+            BoolOption("symmetric", true,
+                       "true: codes -8..7, scale only; false: codes 0..15 with a zero point "
+                       "per group",
+                       true),
+            BoolOption("search", true,
+                       "search the clip ratio and refine each group's scale by least squares; "
+                       "false = plain max-abs round-to-nearest (the baseline)",
+                       true),
+            IntOption("clip_steps", 32, 0, 512,
+                      "search grid: clip ratios 1.0 down to 0.5 in clip_steps steps"),
+            IntOption("refine_iters", 4, 0, 64, "least-squares scale refinements per group"),
+            EnumOption("scheme", "int4", {"int4", "int8", "keep"},
+                       "linear layers (MatMul/Gemm weights other than the output projection)",
+                       true),
+            EnumOption("classifier", "int8", {"int8", "int4", "keep"},
+                       "output projection (lm_head, or the tied embedding used as classifier); "
+                       "int4 there is known to make models repeat themselves",
+                       true),
+            EnumOption("embeddings", "int8", {"int8", "keep"},
+                       "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
+                       "tied table follows `classifier`",
+                       true),
+        }};
+    return kInfo;
+  }
+
+  Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
+    return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
+      WeightRequest r;
+      const std::string choice = role == "linear"      ? o.GetString("scheme")
+                                 : role == "embedding" ? o.GetString("embeddings")
+                                                       : o.GetString("classifier");
+      r.scheme = SchemeFor(choice, o);
+      r.search = o.GetBool("search");
+      r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
+      r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
+      return r;
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> MakeQuantizeInt4Pass() { return std::make_unique<QuantizeInt4Pass>(); }
+
+}  // namespace slim

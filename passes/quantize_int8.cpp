@@ -1,0 +1,57 @@
+// quantize_int8: declares the pass and maps roles to schemes; the engine in
+// weight_quant.cpp does the work.
+#include "passes/quantize_int8.h"
+
+#include "passes/weight_quant.h"
+
+namespace slim {
+namespace {
+
+class QuantizeInt8Pass final : public Pass {
+ public:
+  const PassInfo& info() const override {
+    static const PassInfo kInfo = {
+        "quantize_int8",
+        "int8 weight-only quantization, symmetric, one scale per output channel",
+        {
+            EnumOption("scheme", "int8", {"int8", "keep"},
+                       "linear layers (MatMul/Gemm weights): int8, or keep the source dtype",
+                       true),
+            EnumOption("classifier", "int8", {"int8", "keep"},
+                       "output projection (lm_head, or the tied embedding used as classifier)",
+                       true),
+            EnumOption("embeddings", "int8", {"int8", "keep"},
+                       "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
+                       "tied table follows `classifier`",
+                       true),
+            BoolOption("search", true,
+                       "search the clip ratio and refine each row's scale by least squares; "
+                       "false = plain max-abs round-to-nearest (the baseline)",
+                       true),
+            IntOption("clip_steps", 32, 0, 512,
+                      "search grid: clip ratios 1.0 down to 0.5 in clip_steps steps"),
+            IntOption("refine_iters", 4, 0, 64, "least-squares scale refinements per row"),
+        }};
+    return kInfo;
+  }
+
+  Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
+    return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
+      WeightRequest r;
+      const std::string choice = role == "linear"      ? o.GetString("scheme")
+                                 : role == "embedding" ? o.GetString("embeddings")
+                                                       : o.GetString("classifier");
+      r.scheme.kind = choice == "int8" ? WeightScheme::Kind::kInt8 : WeightScheme::Kind::kKeep;
+      r.search = o.GetBool("search");
+      r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
+      r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
+      return r;
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> MakeQuantizeInt8Pass() { return std::make_unique<QuantizeInt8Pass>(); }
+
+}  // namespace slim

@@ -1,0 +1,675 @@
+// Weight discovery, planning (with fallbacks), parallel quantization and the
+// graph rewrite shared by the quantization passes; see weight_quant.h.
+#include "passes/weight_quant.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "libcompress/kernels/quant.h"
+
+namespace slim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+enum class UseKind { kMatMulB, kGemmB, kGather, kOther };
+
+struct Use {
+  int node = -1;
+  UseKind kind = UseKind::kOther;
+  // Gather of a 16-bit table whose output feeds more than Cast(to=float):
+  // GatherQ returns float32, so a Cast back to the table's dtype follows it.
+  bool recast = false;
+};
+
+// One weight tensor and everything that reads it.
+struct Candidate {
+  std::string name;         // initializer name or Constant output name
+  int constant_node = -1;   // index of the Constant node producing it, else -1
+  Tensor tensor;
+  std::vector<Use> uses;
+  std::vector<int> cast_nodes;  // Cast(to=float) nodes between the weight and its uses
+  std::string problem;          // set when a consumer or the graph prevents packing
+  std::string role;
+  bool kn = false;  // stored [K, N] (MatMul, Gemm transB=0) rather than [N, K]
+};
+
+// The plan for one candidate.
+struct Plan {
+  TensorReport report;
+  WeightRequest request;  // as requested (scheme may be adjusted below)
+  WeightScheme actual;
+  size_t n = 0, k = 0;
+  bool quantize = false;
+};
+
+struct Result {
+  std::vector<uint8_t> blob;
+  QuantErrorStats error;
+  std::string failure;  // quantizer refused (non-finite weight): falls back to keep
+  double seconds = 0;
+};
+
+bool IsCastToFloat(const Node& n) {
+  if (n.op_type != "Cast" || !(n.domain.empty() || n.domain == "ai.onnx")) return false;
+  const int64_t to = n.GetInt("to", 0);
+  return to == static_cast<int64_t>(DType::kFloat32) || to == static_cast<int64_t>(DType::kFloat16);
+}
+
+bool IsOnnx(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
+
+QuantLayout RowLayout(const WeightScheme& s) {
+  QuantLayout l;
+  if (s.kind == WeightScheme::Kind::kInt8) {
+    l.kind = QuantLayoutKind::kQ8Row;
+    l.group_size = 0;
+    l.symmetric = true;
+  } else {
+    l.kind = QuantLayoutKind::kQ4Row;
+    l.group_size = static_cast<size_t>(s.group_size);
+    l.symmetric = s.symmetric;
+  }
+  return l;
+}
+
+int SourceBits(DType t) { return static_cast<int>(DTypeSize(t) * 8); }
+
+double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t k) {
+  if (s.kind == WeightScheme::Kind::kKeep) return SourceBits(source);
+  return PackedBitsPerWeight(RowLayout(s), n, k);
+}
+
+// Walks from a matmul output through ops that keep its meaning (shape ops,
+// casts, elementwise bias/softcap) to see whether it reaches a graph output.
+bool ReachesGraphOutput(const Graph& g, const std::string& value,
+                        const std::unordered_map<std::string, std::vector<int>>& consumers) {
+  static const std::set<std::string> kThrough = {"Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                                                 "Identity", "Cast", "Flatten", "Add",
+                                                 "Mul", "Div", "Tanh"};
+  std::set<std::string> outputs;
+  for (const auto& o : g.outputs) outputs.insert(o.name);
+  std::vector<std::pair<std::string, int>> stack = {{value, 0}};
+  std::set<std::string> seen;
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (outputs.count(v)) return true;
+    if (depth >= 8 || !seen.insert(v).second) continue;
+    auto it = consumers.find(v);
+    if (it == consumers.end()) continue;
+    for (int ni : it->second) {
+      const Node& n = g.nodes[static_cast<size_t>(ni)];
+      if (!IsOnnx(n) || !kThrough.count(n.op_type)) continue;
+      for (const auto& o : n.outputs) {
+        if (!o.empty()) stack.push_back({o, depth + 1});
+      }
+    }
+  }
+  return false;
+}
+
+// Shape of a value when it is known statically (initializer, Constant,
+// Cast of either, or value_info with static dims).
+std::optional<std::vector<int64_t>> StaticShape(
+    const Graph& g, const std::string& value,
+    const std::unordered_map<std::string, int>& producers) {
+  if (const Tensor* t = g.FindInitializer(value)) return t->shape();
+  auto p = producers.find(value);
+  if (p != producers.end()) {
+    const Node& n = g.nodes[static_cast<size_t>(p->second)];
+    if (n.op_type == "Constant" && n.HasAttr("value")) return n.attrs.at("value").t.shape();
+    if (n.op_type == "Cast") return StaticShape(g, n.Input(0), producers);
+  }
+  auto vi = g.value_info.find(value);
+  if (vi != g.value_info.end() && vi->second.shape) {
+    std::vector<int64_t> dims;
+    for (const auto& d : *vi->second.shape) {
+      if (!d.is_static()) return std::nullopt;
+      dims.push_back(d.value);
+    }
+    return dims;
+  }
+  return std::nullopt;
+}
+
+std::string UseDescription(const Node& n, size_t input) {
+  return StrCat(n.Describe(), " input ", input);
+}
+
+// Finds every weight read as MatMul/Gemm B or Gather table and classifies
+// all of its readers.
+std::vector<Candidate> FindCandidates(const Graph& g,
+                                      const std::unordered_map<std::string, int>& producers,
+                                      const std::unordered_map<std::string, std::vector<int>>& consumers) {
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+
+  // The weight behind a value: an initializer or Constant, directly or
+  // through Cast(to=float).
+  auto source_of = [&](const std::string& v) -> std::string {
+    std::string s = v;
+    auto p = producers.find(s);
+    if (p != producers.end() && IsCastToFloat(g.nodes[static_cast<size_t>(p->second)])) {
+      s = g.nodes[static_cast<size_t>(p->second)].Input(0);
+      p = producers.find(s);
+    }
+    if (g.FindInitializer(s)) return s;
+    if (p != producers.end()) {
+      const Node& n = g.nodes[static_cast<size_t>(p->second)];
+      if (n.op_type == "Constant" && IsOnnx(n) && n.HasAttr("value") &&
+          n.attrs.at("value").type == Attribute::Type::kTensor) {
+        return s;
+      }
+    }
+    return "";
+  };
+
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  for (const Node& n : g.nodes) {
+    if (!IsOnnx(n)) continue;
+    std::string v;
+    if (n.op_type == "MatMul" || n.op_type == "Gemm") v = n.Input(1);
+    if (n.op_type == "Gather") v = n.Input(0);
+    if (v.empty()) continue;
+    const std::string s = source_of(v);
+    if (!s.empty() && seen.insert(s).second) names.push_back(s);
+  }
+
+  std::vector<Candidate> out;
+  for (const auto& name : names) {
+    Candidate c;
+    c.name = name;
+    if (const Tensor* t = g.FindInitializer(name)) {
+      c.tensor = *t;
+    } else {
+      c.constant_node = producers.at(name);
+      c.tensor = g.nodes[static_cast<size_t>(c.constant_node)].attrs.at("value").t;
+    }
+    // Records reader (node ni, input i) of the weight or of its Cast.
+    auto add_use = [&](int ni, size_t i) {
+      const Node& n = g.nodes[static_cast<size_t>(ni)];
+      Use u;
+      u.node = ni;
+      if (IsOnnx(n) && n.op_type == "MatMul" && i == 1) {
+        u.kind = UseKind::kMatMulB;
+      } else if (IsOnnx(n) && n.op_type == "Gemm" && i == 1) {
+        u.kind = UseKind::kGemmB;
+      } else if (IsOnnx(n) && n.op_type == "Gather" && i == 0) {
+        u.kind = UseKind::kGather;
+      } else if (c.problem.empty()) {
+        c.problem = StrCat("read by ", UseDescription(n, i),
+                           " (packed weights feed only MatMul/Gemm B and Gather tables)");
+      }
+      c.uses.push_back(u);
+    };
+    auto add_readers = [&](const std::string& value, bool look_through_casts) {
+      if (graph_outputs.count(value)) c.problem = StrCat("value '", value, "' is a graph output");
+      auto it = consumers.find(value);
+      if (it == consumers.end()) return;
+      for (int ni : it->second) {
+        const Node& n = g.nodes[static_cast<size_t>(ni)];
+        if (look_through_casts && IsCastToFloat(n) && !n.outputs.empty()) {
+          c.cast_nodes.push_back(ni);  // its readers are added below
+          continue;
+        }
+        for (size_t i = 0; i < n.inputs.size(); ++i) {
+          if (n.inputs[i] == value) add_use(ni, i);
+        }
+      }
+    };
+    add_readers(name, true);
+    for (size_t j = 0; j < c.cast_nodes.size(); ++j) {
+      add_readers(g.nodes[static_cast<size_t>(c.cast_nodes[j])].outputs[0], false);
+    }
+    std::sort(c.uses.begin(), c.uses.end(), [](const Use& a, const Use& b) { return a.node < b.node; });
+
+    bool gather = false, matmul = false, classifier = false;
+    for (const Use& u : c.uses) {
+      const Node& n = g.nodes[static_cast<size_t>(u.node)];
+      if (u.kind == UseKind::kGather) gather = true;
+      if (u.kind == UseKind::kMatMulB || u.kind == UseKind::kGemmB) {
+        matmul = true;
+        if (!n.outputs.empty() && ReachesGraphOutput(g, n.outputs[0], consumers)) classifier = true;
+      }
+    }
+    if (gather && matmul) {
+      c.role = "tied-embedding";
+    } else if (gather) {
+      c.role = "embedding";
+    } else {
+      c.role = classifier ? "classifier" : "linear";
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// Checks that every reader can take a packed [N, K] weight; sets c->kn and
+// returns "" or why not.
+std::string CheckReaders(const Graph& g, Candidate* c,
+                         const std::unordered_map<std::string, int>& producers,
+                         const std::unordered_map<std::string, std::vector<int>>& consumers) {
+  if (!c->problem.empty()) return c->problem;
+  if (c->tensor.rank() != 2) {
+    return StrCat("rank-", c->tensor.rank(), " weight ", ShapeToString(c->tensor.shape()),
+                  " (packed layouts are 2-D)");
+  }
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  bool any_kn = false, any_nk = false;
+  for (Use& u : c->uses) {
+    const Node& n = g.nodes[static_cast<size_t>(u.node)];
+    if (u.kind == UseKind::kMatMulB) {
+      any_kn = true;
+    } else if (u.kind == UseKind::kGemmB) {
+      if (n.GetInt("transA", 0) != 0) return StrCat(n.Describe(), " has transA=1");
+      if (n.GetFloat("alpha", 1.0f) != 1.0f) {
+        return StrCat(n.Describe(), " has alpha=", n.GetFloat("alpha", 1.0f));
+      }
+      (n.GetInt("transB", 0) != 0 ? any_nk : any_kn) = true;
+      const std::string& bias = n.Input(2);
+      if (!bias.empty()) {
+        if (n.GetFloat("beta", 1.0f) != 1.0f) {
+          return StrCat(n.Describe(), " has beta=", n.GetFloat("beta", 1.0f));
+        }
+        const int64_t n_out = n.GetInt("transB", 0) != 0 ? c->tensor.dim(0) : c->tensor.dim(1);
+        auto shape = StaticShape(g, bias, producers);
+        if (!shape || *shape != std::vector<int64_t>{n_out}) {
+          return StrCat(n.Describe(), " has bias C of shape ",
+                        shape ? ShapeToString(*shape) : std::string("unknown"),
+                        "; MatMulQ takes a bias of shape [", n_out, "]");
+        }
+      }
+    } else if (u.kind == UseKind::kGather) {
+      any_nk = true;  // table rows are [V, D]
+      int64_t axis = n.GetInt("axis", 0);
+      if (axis < 0) axis += 2;
+      if (axis != 0) return StrCat(n.Describe(), " gathers along axis ", n.GetInt("axis", 0));
+      if (c->tensor.dtype() != DType::kFloat32) {
+        // GatherQ returns float32; readers that are all Cast(to=float32)
+        // take that as is, anything else gets a Cast back to the old dtype.
+        const std::string out = n.outputs.empty() ? std::string() : n.outputs[0];
+        u.recast = graph_outputs.count(out) != 0;
+        auto it = consumers.find(out);
+        if (it != consumers.end()) {
+          for (int ri : it->second) {
+            const Node& r = g.nodes[static_cast<size_t>(ri)];
+            if (!(r.op_type == "Cast" && IsOnnx(r) &&
+                  r.GetInt("to", 0) == static_cast<int64_t>(DType::kFloat32))) {
+              u.recast = true;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (any_kn && any_nk) return "read both as [K, N] (MatMul) and as [N, K] (Gemm transB=1 / Gather)";
+  c->kn = any_kn;
+  return "";
+}
+
+Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const WeightRequestFn& request,
+              const std::unordered_map<std::string, int>& producers,
+              const std::unordered_map<std::string, std::vector<int>>& consumers) {
+  Plan p;
+  TensorReport& r = p.report;
+  r.name = c->name;
+  r.shape = c->tensor.shape();
+  r.source_dtype = DTypeName(c->tensor.dtype());
+  r.role = c->role;
+  r.params = std::max<int64_t>(c->tensor.numel(), 0);
+  r.bytes_before = c->tensor.nbytes();
+  p.request = request(c->role, ctx.OptionsFor(c->name));
+  r.requested = p.request.scheme.Name();
+
+  auto keep = [&](std::string reason, bool fallback) {
+    p.actual = WeightScheme{};
+    p.quantize = false;
+    r.actual = p.actual.Name();
+    r.bits = SourceBits(c->tensor.dtype());
+    r.layout = r.source_dtype;
+    r.bytes_after = r.bytes_before;
+    r.fallback = fallback;
+    r.reason = std::move(reason);
+  };
+
+  const bool is_float = IsFloat(c->tensor.dtype());
+  const std::string readers = is_float ? CheckReaders(g, c, producers, consumers) : "";
+  if (c->tensor.rank() == 2) {
+    p.n = static_cast<size_t>(c->kn ? c->tensor.dim(1) : c->tensor.dim(0));
+    p.k = static_cast<size_t>(c->kn ? c->tensor.dim(0) : c->tensor.dim(1));
+  }
+  r.requested_bits_per_weight =
+      c->tensor.rank() == 2 && is_float
+          ? SchemeBitsPerWeight(p.request.scheme, c->tensor.dtype(), p.n, p.k)
+          : SourceBits(c->tensor.dtype());
+
+  if (!is_float) {
+    keep(StrCat("dtype ", r.source_dtype, " is not a float weight"), false);
+    return p;
+  }
+  const std::string excluded = ctx.selection.WhyExcluded(c->name);
+  if (!excluded.empty()) {
+    keep(excluded, false);
+    return p;
+  }
+  if (p.request.scheme.kind == WeightScheme::Kind::kKeep) {
+    keep(StrCat(c->role, " kept as requested"), false);
+    return p;
+  }
+  if (!readers.empty()) {
+    keep(readers, true);
+    return p;
+  }
+  if (p.n == 0 || p.k == 0) {
+    keep(StrCat("empty weight ", ShapeToString(c->tensor.shape())), true);
+    return p;
+  }
+
+  p.actual = p.request.scheme;
+  bool has_gather = false;
+  for (const Use& u : c->uses) has_gather |= u.kind == UseKind::kGather;
+  if (p.actual.kind == WeightScheme::Kind::kInt4 && has_gather) {
+    p.actual = WeightScheme{WeightScheme::Kind::kInt8, 0, true};
+    r.fallback = true;
+    r.reason = "also a Gather table: GatherQ reads int8 per-row codes, so int8 for both readers";
+  } else if (p.actual.kind == WeightScheme::Kind::kInt4 && p.k < 32) {
+    p.actual = WeightScheme{WeightScheme::Kind::kInt8, 0, true};
+    r.fallback = true;
+    r.reason = StrCat("K=", p.k, " < 32: a padded int4 group would cost more than int8 per row");
+  } else if (p.actual.kind == WeightScheme::Kind::kInt4 &&
+             p.k < static_cast<size_t>(p.actual.group_size)) {
+    p.actual.group_size = p.k >= 64 ? 64 : 32;
+    r.fallback = true;
+    r.reason = StrCat("K=", p.k, " < group ", p.request.scheme.group_size, ": group ",
+                      p.actual.group_size, " avoids storing padding");
+  }
+  p.quantize = true;
+  const QuantLayout layout = RowLayout(p.actual);
+  r.actual = p.actual.Name();
+  r.bits = p.actual.kind == WeightScheme::Kind::kInt8 ? 8 : 4;
+  r.group_size = p.actual.kind == WeightScheme::Kind::kInt8 ? static_cast<int64_t>(p.k)
+                                                              : p.actual.group_size;
+  r.symmetric = p.actual.symmetric;
+  r.layout = layout.Name();
+  r.bytes_after = layout.PackedBytes(p.n, p.k);
+  return p;
+}
+
+// FP32 [N, K] copy of the weight (transposed from [K, N] when needed).
+std::vector<float> WeightRowsNK(const Tensor& t, bool kn, size_t n, size_t k) {
+  std::vector<float> src = t.ToFloatVector();
+  if (!kn) return src;
+  std::vector<float> out(n * k);
+  for (size_t kk = 0; kk < k; ++kk) {
+    for (size_t nn = 0; nn < n; ++nn) out[nn * k + kk] = src[kk * n + nn];
+  }
+  return out;
+}
+
+Result Quantize(const Candidate& c, const Plan& p) {
+  const auto t0 = Clock::now();
+  Result res;
+  const std::vector<float> w = WeightRowsNK(c.tensor, c.kn, p.n, p.k);
+  QuantOptions qo;
+  qo.scheme.bits = p.actual.kind == WeightScheme::Kind::kInt8 ? 8 : 4;
+  qo.scheme.group_size = p.actual.kind == WeightScheme::Kind::kInt8
+                             ? 32
+                             : static_cast<size_t>(p.actual.group_size);
+  qo.scheme.symmetric = p.actual.symmetric;
+  qo.search = p.request.search;
+  qo.clip_steps = p.request.clip_steps;
+  qo.refine_iters = p.request.refine_iters;
+  auto q = QuantizeMatrix(w.data(), p.n, p.k, qo);
+  if (!q.ok()) {
+    res.failure = q.status().message();
+  } else {
+    res.error = q->error;
+    auto blob = PackQuantized(*q, RowLayout(p.actual));
+    if (!blob.ok()) {
+      res.failure = blob.status().message();
+    } else {
+      res.blob = std::move(*blob);
+    }
+  }
+  res.seconds = SecondsSince(t0);
+  return res;
+}
+
+// Quantizes plans[i] for every i with plans[i].quantize, on up to `threads`
+// threads; results land at their plan's index, so the output does not
+// depend on the thread count.
+std::vector<Result> QuantizeAll(const std::vector<Candidate>& cands, const std::vector<Plan>& plans,
+                                const PassContext& ctx) {
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i].quantize) todo.push_back(i);
+  }
+  std::vector<Result> results(plans.size());
+  std::atomic<size_t> next{0};
+  std::mutex progress_mu;
+  size_t done = 0;
+  auto worker = [&]() {
+    for (size_t j = next.fetch_add(1); j < todo.size(); j = next.fetch_add(1)) {
+      const size_t i = todo[j];
+      results[i] = Quantize(cands[i], plans[i]);
+      std::lock_guard<std::mutex> lock(progress_mu);
+      ctx.Progress(++done, todo.size(), cands[i].name);
+    }
+  };
+  const size_t nthreads = std::min<size_t>(static_cast<size_t>(std::max(ctx.threads, 1)),
+                                           std::max<size_t>(todo.size(), 1));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  return results;
+}
+
+Node MakeQuantNode(const Node& old, const Candidate& c, const Plan& p, UseKind kind) {
+  Node n;
+  n.name = old.name;
+  n.domain = "slimpack";
+  n.outputs = old.outputs;
+  const std::string layout = p.report.layout;
+  if (kind == UseKind::kGather) {
+    n.op_type = "GatherQ";
+    n.inputs = {c.name, old.Input(1)};
+    n.attrs["layout"] = Attribute::String(layout);
+    return n;
+  }
+  n.op_type = "MatMulQ";
+  n.inputs = {old.Input(0), c.name};
+  if (kind == UseKind::kGemmB && !old.Input(2).empty()) {
+    n.inputs.push_back(old.Input(2));
+  }
+  n.attrs["K"] = Attribute::Int(static_cast<int64_t>(p.k));
+  n.attrs["N"] = Attribute::Int(static_cast<int64_t>(p.n));
+  n.attrs["bits"] = Attribute::Int(p.report.bits);
+  n.attrs["group_size"] = Attribute::Int(p.report.group_size);
+  n.attrs["symmetric"] = Attribute::Int(p.actual.symmetric ? 1 : 0);
+  n.attrs["layout"] = Attribute::String(layout);
+  return n;
+}
+
+}  // namespace
+
+std::string WeightScheme::Name() const {
+  switch (kind) {
+    case Kind::kKeep: return "keep";
+    case Kind::kInt8: return "int8";
+    case Kind::kInt4:
+      return StrCat("int4-g", group_size, symmetric ? "-sym" : "-asym");
+  }
+  return "?";
+}
+
+Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
+                                           const WeightRequestFn& request) {
+  const auto t0 = Clock::now();
+  std::unordered_map<std::string, int> producers;
+  std::unordered_map<std::string, std::vector<int>> consumers;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    for (const auto& o : n.outputs) {
+      if (!o.empty()) producers[o] = static_cast<int>(i);
+    }
+    std::set<std::string> read;
+    for (const auto& in : n.inputs) {
+      if (!in.empty() && read.insert(in).second) consumers[in].push_back(static_cast<int>(i));
+    }
+  }
+
+  std::vector<Candidate> cands = FindCandidates(graph, producers, consumers);
+  std::vector<Plan> plans;
+  plans.reserve(cands.size());
+  for (auto& c : cands) plans.push_back(MakePlan(graph, &c, ctx, request, producers, consumers));
+
+  PassReport report;
+  report.pass = ctx.pass_name;
+  std::vector<Result> results;
+  if (!ctx.dry_run) {
+    results = QuantizeAll(cands, plans, ctx);
+    for (size_t i = 0; i < plans.size(); ++i) {
+      Plan& p = plans[i];
+      if (!p.quantize) continue;
+      Result& res = results[i];
+      p.report.seconds = res.seconds;
+      if (!res.failure.empty()) {
+        // Keep the tensor; the quantizer's message names row and column.
+        p.quantize = false;
+        p.actual = WeightScheme{};
+        p.report.actual = p.actual.Name();
+        p.report.bits = SourceBits(cands[i].tensor.dtype());
+        p.report.group_size = 0;
+        p.report.layout = p.report.source_dtype;
+        p.report.bytes_after = p.report.bytes_before;
+        p.report.fallback = true;
+        p.report.reason = res.failure;
+        continue;
+      }
+      if (res.blob.size() != p.report.bytes_after) {
+        return Internal(ctx.pass_name, ": tensor '", cands[i].name, "' packed to ",
+                        res.blob.size(), " bytes, layout ", p.report.layout, " specifies ",
+                        p.report.bytes_after);
+      }
+      p.report.error_measured = true;
+      p.report.rel_mse = res.error.sum_sq > 0 ? res.error.sq_error / res.error.sum_sq : 0.0;
+      p.report.max_abs_error = res.error.max_abs_error;
+    }
+  }
+
+  if (ctx.strict) {
+    std::string list;
+    size_t count = 0;
+    for (const Plan& p : plans) {
+      if (!p.report.fallback) continue;
+      if (count++ < 5) {
+        list += StrCat("; '", p.report.name, "' ", p.report.requested, " -> ", p.report.actual,
+                       ": ", p.report.reason);
+      }
+    }
+    if (count > 0) {
+      return InvalidInput(ctx.pass_name, ": strict mode: ", count, " tensor(s) fell back", list,
+                          count > 5 ? "; ..." : "");
+    }
+  }
+
+  if (!ctx.dry_run) {
+    // Rewrite a copy; it replaces the graph only once it validates.
+    Graph out = graph;
+    std::vector<bool> remove(out.nodes.size(), false);
+    std::vector<std::vector<Node>> after(out.nodes.size());  // nodes inserted after node i
+    for (size_t i = 0; i < plans.size(); ++i) {
+      const Plan& p = plans[i];
+      if (!p.quantize) continue;
+      const Candidate& c = cands[i];
+      const DType dt = p.actual.kind == WeightScheme::Kind::kInt8 ? DType::kInt8Packed
+                                                                 : DType::kInt4Packed;
+      const std::vector<uint8_t>& blob = results[i].blob;
+      Tensor packed = Tensor::FromBytes(
+          dt, {static_cast<int64_t>(p.n), static_cast<int64_t>(p.k)}, blob.data(), blob.size());
+      if (c.constant_node >= 0) remove[static_cast<size_t>(c.constant_node)] = true;
+      out.AddInitializer(c.name, std::move(packed));
+      out.value_info.erase(c.name);
+      for (int ci : c.cast_nodes) {
+        remove[static_cast<size_t>(ci)] = true;
+        for (const auto& o : out.nodes[static_cast<size_t>(ci)].outputs) out.value_info.erase(o);
+      }
+      for (const Use& u : c.uses) {
+        Node& old = out.nodes[static_cast<size_t>(u.node)];
+        old = MakeQuantNode(old, c, p, u.kind);
+        if (u.kind != UseKind::kGather || old.outputs.empty()) continue;
+        if (!u.recast) {
+          auto vi = out.value_info.find(old.outputs[0]);
+          if (vi != out.value_info.end()) vi->second.dtype = DType::kFloat32;
+          continue;
+        }
+        // GatherQ -> "<out>.f32" -> Cast(to=table dtype) -> "<out>".
+        std::string f32 = old.outputs[0] + ".f32";
+        for (int k = 1; producers.count(f32) || out.FindInitializer(f32); ++k) {
+          f32 = StrCat(old.outputs[0], ".f32.", k);
+        }
+        Node cast;
+        cast.name = old.name + ".cast_back";
+        cast.op_type = "Cast";
+        cast.inputs = {f32};
+        cast.outputs = {old.outputs[0]};
+        cast.attrs["to"] = Attribute::Int(static_cast<int64_t>(c.tensor.dtype()));
+        old.outputs[0] = f32;
+        after[static_cast<size_t>(u.node)].push_back(std::move(cast));
+      }
+    }
+    std::vector<Node> kept;
+    kept.reserve(out.nodes.size());
+    for (size_t i = 0; i < out.nodes.size(); ++i) {
+      if (!remove[i]) kept.push_back(std::move(out.nodes[i]));
+      for (Node& n : after[i]) kept.push_back(std::move(n));
+    }
+    out.nodes = std::move(kept);
+    out.opset_imports["slimpack"] = 1;
+    Status valid = out.Validate();
+    if (!valid.ok()) {
+      return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
+    }
+    graph = std::move(out);
+  }
+
+  int64_t quantized = 0, fallbacks = 0, kept = 0, int4 = 0, int8 = 0;
+  uint64_t before = 0, after = 0;
+  for (Plan& p : plans) {
+    if (p.quantize) {
+      ++quantized;
+      (p.actual.kind == WeightScheme::Kind::kInt4 ? int4 : int8) += 1;
+    } else {
+      ++kept;
+    }
+    fallbacks += p.report.fallback ? 1 : 0;
+    before += p.report.bytes_before;
+    after += p.report.bytes_after;
+    report.tensors.push_back(std::move(p.report));
+  }
+  report.counters["weights"] = static_cast<int64_t>(plans.size());
+  report.counters["quantized"] = quantized;
+  report.counters["int4"] = int4;
+  report.counters["int8"] = int8;
+  report.counters["kept"] = kept;
+  report.counters["fallbacks"] = fallbacks;
+  report.counters["bytes_before"] = static_cast<int64_t>(before);
+  report.counters["bytes_after"] = static_cast<int64_t>(after);
+  report.seconds = SecondsSince(t0);
+  return report;
+}
+
+}  // namespace slim

@@ -1,0 +1,61 @@
+// The weight-quantization engine shared by quantize_int8 and quantize_int4.
+//
+// Finds every weight a packed kernel can take -- the B input of MatMul and
+// Gemm and the table of Gather -- whether it is an initializer or a Constant
+// node, directly or through Cast(to=float) (the Hugging Face reader builds
+// Gemm(A, Cast(W_fp16 [out, in]), transB=1); ONNX exports use
+// MatMul(A, W [in, out])). Each weight gets a role:
+//   linear          read only by MatMul/Gemm, output not a graph output
+//   classifier      a MatMul/Gemm whose output reaches a graph output through
+//                   shape-only or elementwise ops (lm_head)
+//   embedding       read only by Gather
+//   tied-embedding  read by Gather and by MatMul/Gemm (a tied classifier)
+// The pass maps (role, per-tensor options) to a requested scheme; the engine
+// checks the weight can take it (2-D, supported consumers, K large enough),
+// falls back with a reason otherwise, quantizes (kernels/quant.h) in
+// parallel, and only then rewrites the graph (on a copy that replaces the
+// original once it validates):
+//   MatMul(A, W[K,N])                -> slimpack.MatMulQ(A, Wq[N,K])       (W transposed)
+//   Gemm(A, W[N,K], C, transB=1)     -> slimpack.MatMulQ(A, Wq, C)
+//   Gather(W[V,D], ids)              -> slimpack.GatherQ(Wq, ids)       (int8 only;
+//                                       float32 out, plus Cast back to W's dtype
+//                                       unless every reader casts to float32)
+// Wq is one initializer under the weight's name, dtype int4-packed or
+// int8-packed, logical shape [N, K], bytes in the row-major layout named by
+// the node's `layout` attribute (codes, scales and zero points together, as
+// docs/LAYOUTS.md specifies); Cast and Constant nodes that fed only the
+// rewritten nodes are removed.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "libcompress/pipeline/pass.h"
+
+namespace slim {
+
+struct WeightScheme {
+  enum class Kind { kKeep, kInt8, kInt4 };
+  Kind kind = Kind::kKeep;
+  int64_t group_size = 0;  // int4 only
+  bool symmetric = true;
+  // "keep", "int8", "int4-g32-sym", "int4-g128-asym"
+  std::string Name() const;
+};
+
+// What a pass asks for one tensor.
+struct WeightRequest {
+  WeightScheme scheme;
+  bool search = true;  // scale search (false: plain max-abs round to nearest)
+  int clip_steps = 32;
+  int refine_iters = 4;
+};
+
+// role: "linear", "classifier", "embedding", "tied-embedding"; options: the
+// tensor's options (pass options with overrides applied).
+using WeightRequestFn = std::function<WeightRequest(const std::string& role, const Options& options)>;
+
+Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
+                                           const WeightRequestFn& request);
+
+}  // namespace slim
