@@ -49,5 +49,9 @@ void AddInspectCommand(CLI::App& app, int& exit_code);
 void AddRunCommand(CLI::App& app, int& exit_code);
 void AddEvalCommand(CLI::App& app, int& exit_code);
 void AddSynthCommand(CLI::App& app, int& exit_code);
+void AddCompileCommand(CLI::App& app, int& exit_code);
+void AddVerifyCommand(CLI::App& app, int& exit_code);
+void AddPassesCommand(CLI::App& app, int& exit_code);
+void AddTargetsCommand(CLI::App& app, int& exit_code);
 
 }  // namespace slim::cli

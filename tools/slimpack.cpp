@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   slim::cli::AddInspectCommand(app, exit_code);
   slim::cli::AddRunCommand(app, exit_code);
   slim::cli::AddEvalCommand(app, exit_code);
+  slim::cli::AddCompileCommand(app, exit_code);
+  slim::cli::AddVerifyCommand(app, exit_code);
+  slim::cli::AddPassesCommand(app, exit_code);
+  slim::cli::AddTargetsCommand(app, exit_code);
   slim::cli::AddSynthCommand(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -9,7 +9,7 @@ namespace slim {
 double NllResult::perplexity() const { return std::exp(mean()); }
 
 Expected<NllResult> EvaluateNll(DecoderSession& session, const TokenDataset& data,
-                                size_t max_sequences, const ProgressFn& progress) {
+                                size_t max_sequences, const EvalProgressFn& progress) {
   const size_t n = max_sequences == 0 ? data.sequences.size()
                                       : std::min(max_sequences, data.sequences.size());
   NllResult r;

@@ -20,10 +20,10 @@ struct NllResult {
   double perplexity() const;
 };
 
-using ProgressFn = std::function<void(size_t done, size_t total)>;
+using EvalProgressFn = std::function<void(size_t done, size_t total)>;
 
 // Scores the first `max_sequences` sequences (0 = all).
 Expected<NllResult> EvaluateNll(DecoderSession& session, const TokenDataset& data,
-                                size_t max_sequences = 0, const ProgressFn& progress = nullptr);
+                                size_t max_sequences = 0, const EvalProgressFn& progress = nullptr);
 
 }  // namespace slim

@@ -14,7 +14,7 @@ bool OnlyGathered(const Graph& g, const std::string& value) {
     const Node& n = g.nodes[static_cast<size_t>(c)];
     if (n.op_type == "Cast" && !n.outputs.empty()) {
       if (!OnlyGathered(g, n.outputs[0])) return false;
-    } else if (n.op_type != "Gather" || n.inputs.empty() || n.inputs[0] != value) {
+    } else if ((n.op_type != "Gather" && n.op_type != "GatherQ") || n.inputs.empty() || n.inputs[0] != value) {
       return false;
     }
   }
@@ -34,7 +34,10 @@ ModelStats ComputeModelStats(const Model& model) {
     ++d.tensors;
     d.elements += static_cast<uint64_t>(t.numel());
     d.bytes += t.nbytes();
-    if (IsFloat(t.dtype()) && t.numel() > 1) s.parameters += static_cast<uint64_t>(t.numel());
+    // Packed tensors carry their logical [N, K] shape, so they count as the
+    // weights they replace.
+    const bool weight = IsFloat(t.dtype()) || t.dtype() == DType::kInt4Packed || t.dtype() == DType::kInt8Packed;
+    if (weight && t.numel() > 1) s.parameters += static_cast<uint64_t>(t.numel());
     if (t.rank() >= 1 && t.dim(0) > 0 && OnlyGathered(g, value)) {
       s.weight_bytes_per_token += t.nbytes() / static_cast<uint64_t>(t.dim(0));
     } else {

@@ -16,7 +16,7 @@ struct ModelStats {
   uint64_t nodes = 0;
   std::map<std::string, uint64_t> op_counts;
   uint64_t tensors = 0;      // initializers + Constant-node tensors
-  uint64_t parameters = 0;   // elements of float tensors with more than one element
+  uint64_t parameters = 0;   // elements of float and packed tensors with more than one element
   uint64_t weight_bytes = 0; // bytes of all tensors
   struct DTypeTotal {
     uint64_t tensors = 0, elements = 0, bytes = 0;

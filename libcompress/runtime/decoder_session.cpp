@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "libcompress/runtime/fp16_upcast.h"
+
 namespace slim {
 
 Expected<std::unique_ptr<DecoderSession>> DecoderSession::Create(const Model& model) {
@@ -9,8 +11,9 @@ Expected<std::unique_ptr<DecoderSession>> DecoderSession::Create(const Model& mo
     return InvalidInput(model.path, ": not a decoder language model (needs an input 'input_ids' "
                         "and an output 'logits')");
   }
-  SLIM_ASSIGN_OR_RETURN(auto interp, Interpreter::Create(model.graph));
-  std::unique_ptr<DecoderSession> s(new DecoderSession(model, std::move(interp)));
+  SLIM_ASSIGN_OR_RETURN(Graph graph, UpcastFp16Compute(model.graph));
+  std::unique_ptr<DecoderSession> s(new DecoderSession(model, std::move(graph)));
+  SLIM_ASSIGN_OR_RETURN(s->interp_, Interpreter::Create(s->graph_));
   SLIM_RETURN_IF_ERROR(s->Init().WithContext(model.path));
   return s;
 }
@@ -18,7 +21,7 @@ Expected<std::unique_ptr<DecoderSession>> DecoderSession::Create(const Model& mo
 Status DecoderSession::Init() {
   vocab_size_ = spec_.vocab_size;
   if (!spec_.has_past) return Status::Ok();
-  const Graph& g = model_.graph;
+  const Graph& g = graph_;
   const ValueInfo* past = nullptr;
   for (const auto& in : g.inputs) {
     if (in.name == DecoderSpec::PastKey(0)) past = &in;

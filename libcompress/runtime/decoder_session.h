@@ -18,7 +18,8 @@ namespace slim {
 
 class DecoderSession {
  public:
-  // `model` must outlive the session. Fails when the model is not a decoder.
+  // Tensors are shared with `model` (no weight copies). Fails when the model
+  // is not a decoder.
   static Expected<std::unique_ptr<DecoderSession>> Create(const Model& model);
 
   // Appends `tokens` (batch 1) to the context; returns their logits,
@@ -34,12 +35,11 @@ class DecoderSession {
   const RunStats& last_stats() const { return last_stats_; }
 
  private:
-  DecoderSession(const Model& model, std::unique_ptr<Interpreter> interp)
-      : model_(model), spec_(*model.decoder), interp_(std::move(interp)) {}
+  DecoderSession(const Model& model, Graph graph) : spec_(*model.decoder), graph_(std::move(graph)) {}
   Status Init();
 
-  const Model& model_;
   DecoderSpec spec_;
+  Graph graph_;  // the model's graph after the FP32-compute rewrite
   std::unique_ptr<Interpreter> interp_;
   int64_t vocab_size_ = 0;
   std::vector<int64_t> context_;

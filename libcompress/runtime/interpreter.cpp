@@ -1,5 +1,6 @@
 #include "libcompress/runtime/interpreter.h"
 
+#include <algorithm>
 #include <set>
 
 #include "libcompress/runtime/op_registry.h"
@@ -97,7 +98,7 @@ Status Interpreter::Plan() {
   return Status::Ok();
 }
 
-void Interpreter::CountReads(const Step& step, const OpCall& call, RunStats* stats) const {
+void Interpreter::CountReads(const Step& step, const OpCall& call, std::vector<uint64_t>& read) const {
   const std::string& op = call.node.op_type;
   if (op == "Shape" || op == "Size") return;  // metadata only
   for (size_t i = 0; i < step.inputs.size(); ++i) {
@@ -105,17 +106,15 @@ void Interpreter::CountReads(const Step& step, const OpCall& call, RunStats* sta
     if (s < 0 || kind_[static_cast<size_t>(s)] == SlotKind::kActivation) continue;
     const Tensor& t = *call.inputs[i];
     uint64_t bytes = t.nbytes();
-    if (op == "Gather" && i == 0 && t.rank() > 0 && call.in(1)) {
+    if ((op == "Gather" || op == "GatherQ") && i == 0 && t.rank() > 0 && call.in(1)) {
       // Only the gathered slices are read (an embedding lookup reads rows).
       const int64_t axis = call.node.GetInt("axis", 0);
       const int64_t dim = t.dim(static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(t.rank()) : axis));
       if (dim > 0) bytes = bytes / static_cast<uint64_t>(dim) * static_cast<uint64_t>(call.in(1)->numel());
     }
-    if (kind_[static_cast<size_t>(s)] == SlotKind::kWeight) {
-      stats->weight_bytes_read += bytes;
-    } else {
-      stats->input_bytes_read += bytes;
-    }
+    // A tensor read by several ops in one run (a shared constant, a tied
+    // embedding) is fetched from DRAM once: keep the largest read.
+    read[static_cast<size_t>(s)] = std::max(read[static_cast<size_t>(s)], bytes);
   }
 }
 
@@ -147,6 +146,7 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
   }
   const OpTable& ops = BuiltinOps();
   std::vector<Tensor> outs;
+  std::vector<uint64_t> bytes_read(stats ? values.size() : 0, 0);
   for (const Step& step : steps_) {
     const Node& node = graph_.nodes[step.node];
     OpCall call{node, opset_, {}};
@@ -158,7 +158,7 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
       }
       call.inputs.push_back(s < 0 ? nullptr : &values[static_cast<size_t>(s)]);
     }
-    if (stats) CountReads(step, call, stats);
+    if (stats) CountReads(step, call, bytes_read);
     outs.assign(node.outputs.size(), Tensor());
     Status st = (*ops.Find(node.domain, node.op_type))(call, outs);
     if (!st.ok()) return st;
@@ -172,6 +172,9 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
     for (int r : step.release) {
       if (!keep.count(r)) values[static_cast<size_t>(r)] = Tensor();
     }
+  }
+  for (size_t v = 0; v < bytes_read.size(); ++v) {
+    (kind_[v] == SlotKind::kWeight ? stats->weight_bytes_read : stats->input_bytes_read) += bytes_read[v];
   }
   std::map<std::string, Tensor> result;
   for (const auto& name : wanted) {

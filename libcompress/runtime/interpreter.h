@@ -24,8 +24,9 @@ struct OpCall;  // op_registry.h
 
 // Memory traffic of one Run, counted as the ops execute: bytes of weights
 // (initializers and Constant-node tensors) and of graph inputs (for a decoder:
-// the KV cache) that operators read. Gather reads only the gathered rows;
-// Shape/Size read no data. This is what a decoded token costs in DRAM
+// the KV cache) that operators read. Gather/GatherQ read only the gathered
+// rows; Shape/Size read no data; a tensor read by several ops counts once
+// (its largest read). This is what a decoded token costs in DRAM
 // traffic when weights do not fit in cache, the figure the bandwidth budget
 // is checked against.
 struct RunStats {
@@ -56,7 +57,7 @@ class Interpreter {
   };
   explicit Interpreter(const Graph& graph) : graph_(graph) {}
   Status Plan();
-  void CountReads(const Step& step, const OpCall& call, RunStats* stats) const;
+  void CountReads(const Step& step, const OpCall& call, std::vector<uint64_t>& read) const;
 
   const Graph& graph_;
   int64_t opset_ = 0;

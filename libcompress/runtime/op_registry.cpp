@@ -28,6 +28,7 @@ const OpTable& BuiltinOps() {
     RegisterReduceOps(t);
     RegisterMatMulOps(t);
     RegisterNnOps(t);
+    RegisterQuantOps(t);
     return t;
   }();
   return table;

@@ -51,5 +51,6 @@ void RegisterShapeOps(OpTable& table);        // Shape, Reshape, Transpose, Conc
 void RegisterReduceOps(OpTable& table);       // Reduce*, Softmax, norms
 void RegisterMatMulOps(OpTable& table);       // MatMul, Gemm
 void RegisterNnOps(OpTable& table);           // Conv, pooling, Resize, Pad, BatchNorm, ...
+void RegisterQuantOps(OpTable& table);        // slimpack.MatMulQ, slimpack.GatherQ
 
 }  // namespace slim

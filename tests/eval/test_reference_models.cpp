@@ -108,7 +108,7 @@ TEST_CASE("eval reproduces the reference mean NLL on both paths", "[eval][refere
     const std::string dir = kModels + c.model;
     auto data = ReadTokenDataset(dir + "/calib_tokens.json");
     REQUIRE(data.ok());
-    for (const std::string path : {dir, dir + "/model.onnx"}) {
+    for (const std::string& path : {dir, dir + "/model.onnx"}) {
       auto model = LoadModel(path);
       REQUIRE(model.ok());
       auto session = DecoderSession::Create(*model);

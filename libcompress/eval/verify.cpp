@@ -1,0 +1,98 @@
+#include "libcompress/eval/verify.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "libcompress/metrics/metrics.h"
+
+namespace slim {
+
+Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSession& test,
+                                         const TokenDataset& data, size_t max_sequences,
+                                         const EvalProgressFn& progress) {
+  SLIM_CHECK_INPUT(reference.vocab_size() == 0 || test.vocab_size() == 0 ||
+                       reference.vocab_size() == test.vocab_size(),
+                   "reference vocabulary ", reference.vocab_size(), " differs from the model's ",
+                   test.vocab_size());
+  const size_t n = max_sequences == 0 ? data.sequences.size() : std::min(max_sequences, data.sequences.size());
+  std::vector<double> kls;
+  double nll_ref = 0, nll_test = 0;
+  uint64_t agree = 0;
+  for (size_t s = 0; s < n; ++s) {
+    const auto& seq = data.sequences[s];
+    if (seq.size() < 2) continue;
+    reference.Reset();
+    test.Reset();
+    auto lr = reference.Append(seq);
+    if (!lr.ok()) return lr.status().WithContext(StrCat("reference, sequence ", s));
+    auto lt = test.Append(seq);
+    if (!lt.ok()) return lt.status().WithContext(StrCat("sequence ", s));
+    const size_t v = static_cast<size_t>(reference.vocab_size());
+    for (size_t t = 0; t + 1 < seq.size(); ++t) {
+      const float* r = lr->data() + t * v;
+      const float* q = lt->data() + t * v;
+      kls.push_back(metrics::KlDivergence(r, q, v));
+      agree += metrics::ArgMax(r, v) == metrics::ArgMax(q, v);
+      nll_ref += metrics::TokenNll(r, v, seq[t + 1]);
+      nll_test += metrics::TokenNll(q, v, seq[t + 1]);
+    }
+    if (progress) progress(s + 1, n);
+  }
+  SLIM_CHECK_INPUT(!kls.empty(), "the dataset has no sequence with at least two tokens");
+  AccuracyResult r;
+  r.tokens_evaluated = kls.size();
+  const double count = static_cast<double>(kls.size());
+  double kl_sum = 0;
+  for (double k : kls) kl_sum += k;
+  r.kl_mean = kl_sum / count;
+  r.kl_p99 = metrics::Percentile(kls, 0.99);
+  r.top1_agreement = static_cast<double>(agree) / count;
+  r.nll_reference = nll_ref / count;
+  r.nll = nll_test / count;
+  r.ppl_ratio = std::exp(r.nll - r.nll_reference);
+  return r;
+}
+
+Expected<DecodeTraffic> MeasureDecodeTraffic(DecoderSession& session, const std::vector<int64_t>& prompt,
+                                             int steps) {
+  SLIM_CHECK_INPUT(!prompt.empty() && steps >= 1, "traffic measurement needs a prompt and at least one step");
+  session.Reset();
+  auto logits = session.Append(prompt);
+  if (!logits.ok()) return logits.status();
+  const size_t v = static_cast<size_t>(session.vocab_size());
+  int64_t next = static_cast<int64_t>(metrics::ArgMax(logits->data() + (prompt.size() - 1) * v, v));
+  DecodeTraffic t;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    t.context = session.context_length();
+    auto step = session.Append({next});
+    if (!step.ok()) return step.status();
+    next = static_cast<int64_t>(metrics::ArgMax(step->data(), v));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t.weight_bytes = session.last_stats().weight_bytes_read;
+  t.kv_bytes = session.last_stats().input_bytes_read;
+  t.bytes_per_token = t.weight_bytes + t.kv_bytes;
+  t.host_tokens_per_s = secs > 0 ? steps / secs : 0;
+  t.host_gbps = static_cast<double>(t.bytes_per_token) * t.host_tokens_per_s / 1e9;
+  return t;
+}
+
+BandwidthResult EvaluateBandwidth(uint64_t params, const DecodeTraffic& traffic, const BandwidthBudget& budget) {
+  BandwidthResult r;
+  r.params = params;
+  r.traffic = traffic;
+  r.budget_gbps = budget.budget_gbps;
+  r.budget_source = budget.budget_source;
+  const double bpt = static_cast<double>(traffic.bytes_per_token);
+  r.max_tokens_per_s_under_budget = bpt > 0 ? budget.budget_gbps * 1e9 / bpt : 0;
+  if (budget.target_tokens_per_s) {
+    r.checked = true;
+    r.target_tokens_per_s = *budget.target_tokens_per_s;
+    r.required_gbps = bpt * r.target_tokens_per_s / 1e9;
+    r.pass = r.max_tokens_per_s_under_budget >= r.target_tokens_per_s;
+  }
+  return r;
+}
+
+}  // namespace slim

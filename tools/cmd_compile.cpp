@@ -1,0 +1,220 @@
+// slimpack compile MODEL -o OUT: run the pass pipeline (a preset and/or a
+// recipe) and write the packed file, with a per-tensor report.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <dirent.h>
+
+#include "calib_data/token_dataset.h"
+#include "libcompress/common/sha256.h"
+#include "libcompress/io/model_loader.h"
+#include "libcompress/io/packed_format.h"
+#include "libcompress/metrics/model_stats.h"
+#include "libcompress/pipeline/pass_manager.h"
+#include "tools/cli.h"
+
+namespace slim::cli {
+namespace {
+
+struct CompileOptions {
+  std::string model, out, preset, recipe, calib, target = "generic", report, json;
+  int threads = 1;
+  bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
+};
+
+bool IsDirectory(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// SHA-256 over the bytes the model was read from: the file itself, or for a
+// checkpoint directory its *.json and *.safetensors files in name order.
+Expected<std::string> SourceHash(const std::string& path) {
+  if (!IsDirectory(path)) return Sha256File(path);
+  std::vector<std::string> files;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      auto ends = [&](const std::string& s) {
+        return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+      };
+      if (ends(".safetensors") || ends(".json")) files.push_back(name);
+    }
+    ::closedir(d);
+  }
+  std::sort(files.begin(), files.end());
+  Sha256 h;
+  for (const auto& f : files) {
+    SLIM_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(path + "/" + f));
+    h.Update(f.data(), f.size());
+    h.Update(mapped->data(), mapped->size());
+  }
+  return h.HexDigest();
+}
+
+double PeakRssMiB() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+int RunCompile(const CompileOptions& opt) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto log = [&](const std::string& line) {
+    if (!opt.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  // Everything that can be wrong with the options is checked before the
+  // model is read: recipe, preset, target, calibration data.
+  Recipe recipe;
+  const std::string preset = opt.preset.empty() && opt.recipe.empty() ? "int4" : opt.preset;
+  if (!preset.empty()) {
+    auto p = GetPreset(preset);
+    if (!p.ok()) return ReportError(p.status());
+    recipe = *p;
+    if (opt.preset.empty()) log("compile: no --preset or --recipe given, using preset int4");
+  }
+  if (!opt.recipe.empty()) {
+    auto r = LoadRecipeFile(opt.recipe);
+    if (!r.ok()) return ReportError(r.status());
+    if (preset.empty()) {
+      recipe = *r;
+    } else {
+      std::vector<std::string> merge_log;
+      recipe = MergeRecipes(recipe, *r, &merge_log);
+      for (const auto& l : merge_log) log("compile: " + l);
+    }
+  }
+  auto target = FindTarget(opt.target);
+  if (!target.ok()) return ReportError(target.status());
+  std::string calib_hash;
+  if (!opt.calib.empty()) {
+    auto calib = ReadTokenDataset(opt.calib);
+    if (!calib.ok()) return ReportError(calib.status());
+    calib_hash = calib->sha256;
+  }
+  PipelineOptions popt;
+  popt.strict = opt.strict;
+  popt.allow_requantize = opt.allow_requantize;
+  popt.dry_run = opt.dry_run;
+  popt.threads = opt.threads;
+  popt.target = *target;
+  popt.log = log;
+  // One progress bar per pass (plain lines when stderr is not a terminal).
+  std::string last_pass;
+  std::unique_ptr<Progress> bar;
+  popt.progress = [&](const ProgressEvent& e) {
+    if (e.pass != last_pass) {
+      if (bar) bar->Finish();
+      last_pass = e.pass;
+      bar = std::make_unique<Progress>(StrCat("compile: pass ", e.pass_index + 1, "/", e.pass_count, " ", e.pass),
+                                       e.tensor_count, opt.quiet);
+    }
+    bar->Update(e.tensor_index);
+  };
+  auto manager = PassManager::Create(recipe, popt);
+  if (!manager.ok()) return ReportError(manager.status());
+
+  auto model = LoadModel(opt.model);
+  if (!model.ok()) return ReportError(model.status());
+  auto source_hash = SourceHash(opt.model);
+  if (!source_hash.ok()) return ReportError(source_hash.status());
+
+  auto report = manager->Run(model->graph);
+  if (bar) bar->Finish();
+  if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
+
+  const ModelStats stats = ComputeModelStats(*model);
+  nlohmann::json provenance{{"tool", "slimpack"}, {"tool_version", SLIMPACK_VERSION},
+                            {"source_model", opt.model}, {"source_sha256", *source_hash},
+                            {"recipe", nlohmann::json::parse(RecipeToJson(manager->recipe()))},
+                            {"target", target->name}};
+  if (!calib_hash.empty()) provenance["calib_sha256"] = calib_hash;
+
+  nlohmann::json j = nlohmann::json::parse(PipelineReportToJson(*report));
+  j["provenance"] = provenance;
+  const double budget = target->budget_gbps();
+  j["plan"] = {{"weight_bytes", stats.weight_bytes},
+               {"bytes_per_token_estimate", stats.weight_bytes_per_token},
+               {"target", target->name},
+               {"target_usable_gbps", budget},
+               {"tokens_per_s_on_target", stats.weight_bytes_per_token
+                                              ? budget * 1e9 / static_cast<double>(stats.weight_bytes_per_token)
+                                              : 0.0}};
+  if (!opt.dry_run) {
+    PackedWriteOptions wopt;
+    wopt.page_align = opt.page_align;
+    wopt.provenance_json = provenance.dump();
+    Status st = WritePacked(*model, opt.out, wopt);
+    if (!st.ok()) return ReportError(st);
+    auto info = ReadPackedInfo(opt.out);
+    if (!info.ok()) return ReportError(info.status());
+    j["output"] = {{"path", opt.out}, {"bytes", info->file_size}, {"content_sha256", info->content_sha256}};
+  }
+  j["seconds"] = std::chrono::duration<double>(Clock::now() - t0).count();
+  j["peak_rss_mib"] = PeakRssMiB();
+
+  if (HumanOutput(opt.json)) {
+    std::printf("%s", FormatReportTable(*report).c_str());
+    std::printf("bytes/token  %s of weights (estimate); on target %s (%.1f GB/s usable): at most %.2f tokens/s\n",
+                HumanBytes(static_cast<double>(stats.weight_bytes_per_token)).c_str(), target->name.c_str(), budget,
+                j["plan"]["tokens_per_s_on_target"].get<double>());
+    if (opt.dry_run) {
+      std::printf("dry run: nothing written\n");
+    } else {
+      std::printf("wrote %s (%s), sha256 of data %s\n", opt.out.c_str(),
+                  HumanBytes(static_cast<double>(j["output"]["bytes"].get<uint64_t>())).c_str(),
+                  j["output"]["content_sha256"].get<std::string>().c_str());
+    }
+    std::printf("time %.1f s, peak RSS %.0f MiB\n", j["seconds"].get<double>(), PeakRssMiB());
+  }
+  if (!opt.report.empty()) {
+    Status st = WriteJson(opt.report, j);
+    if (!st.ok()) return ReportError(st);
+  }
+  Status st = WriteJson(opt.json, j);
+  return st.ok() ? kExitOk : ReportError(st);
+}
+
+}  // namespace
+
+void AddCompileCommand(CLI::App& app, int& exit_code) {
+  auto opt = std::make_shared<CompileOptions>();
+  std::string presets;
+  for (const auto& p : ListPresets()) presets += "\n  " + p.name + ": " + p.description;
+  CLI::App* sub = app.add_subcommand(
+      "compile",
+      "Compress a model with a preset or recipe and write the packed file (written to a temporary\n"
+      "file and renamed, so a failure leaves nothing half-written). Presets:" + presets +
+      "\nExamples:\n"
+      "  slimpack compile models/kjv-byte -o kjv.int4.slim --preset int4 --report report.json\n"
+      "  slimpack compile models/kjv-byte -o kjv.slim --recipe my.json --dry-run");
+  sub->add_option("MODEL", opt->model, "Source model: directory, .safetensors or .onnx")->required();
+  sub->add_option("-o,--output", opt->out, "Packed output file");
+  sub->add_option("--preset", opt->preset, "Built-in recipe (default int4 when no --recipe)");
+  sub->add_option("--recipe", opt->recipe, "Recipe JSON (wins over --preset where they overlap)");
+  sub->add_option("--calib", opt->calib, "Calibration token dataset (its hash is recorded)");
+  sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
+      ->capture_default_str();
+  sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");
+  sub->add_option("--threads", opt->threads, "Quantization threads; output is identical for any count")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  sub->add_flag("--strict", opt->strict, "Any tensor that cannot take the requested scheme is an error");
+  sub->add_flag("--allow-requantize", opt->allow_requantize, "Accept an input that is already quantized");
+  sub->add_flag("--dry-run", opt->dry_run, "Print the per-tensor plan and sizes; write nothing");
+  sub->add_flag("--page-align", opt->page_align, "Align tensors to 4096 bytes (for mmap)");
+  sub->add_flag("--quiet", opt->quiet, "No progress or log lines on stderr");
+  sub->add_option("--json", opt->json, "Write the report to FILE ('-' = stdout)");
+  sub->callback([opt, &exit_code] {
+    if (!opt->dry_run && opt->out.empty()) {
+      exit_code = ReportError(InvalidInput("compile: -o/--output is required unless --dry-run"));
+      return;
+    }
+    exit_code = RunCompile(*opt);
+  });
+}
+
+}  // namespace slim::cli
