@@ -127,7 +127,7 @@ int RunRun(const RunOptions& opt) {
     if (s.spec().max_positions > 0 && s.context_length() >= s.spec().max_positions) break;
     auto step = s.Append({next});
     if (!step.ok()) return ReportError(step.status());
-    decode_bytes += s.last_stats().weight_bytes_read + s.last_stats().input_bytes_read;
+    decode_bytes += s.last_traffic().total();
     ++decode_steps;
     next = sampler.Sample(step->data(), v, opt.temperature);
   }

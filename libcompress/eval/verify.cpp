@@ -70,8 +70,8 @@ Expected<DecodeTraffic> MeasureDecodeTraffic(DecoderSession& session, const std:
     next = static_cast<int64_t>(metrics::ArgMax(step->data(), v));
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  t.weight_bytes = session.last_stats().weight_bytes_read;
-  t.kv_bytes = session.last_stats().input_bytes_read;
+  t.weight_bytes = session.last_traffic().weight_bytes;
+  t.kv_bytes = session.last_traffic().kv_bytes;
   t.bytes_per_token = t.weight_bytes + t.kv_bytes;
   t.host_tokens_per_s = secs > 0 ? steps / secs : 0;
   t.host_gbps = static_cast<double>(t.bytes_per_token) * t.host_tokens_per_s / 1e9;

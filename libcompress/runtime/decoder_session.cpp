@@ -97,8 +97,12 @@ Expected<std::vector<float>> DecoderSession::Append(const std::vector<int64_t>& 
       wanted.push_back(DecoderSpec::PresentValue(l));
     }
   }
-  last_stats_ = RunStats();
-  SLIM_ASSIGN_OR_RETURN(auto out, interp_->Run(feeds, wanted, &last_stats_));
+  RunStats stats;
+  SLIM_ASSIGN_OR_RETURN(auto out, interp_->Run(feeds, wanted, &stats));
+  last_traffic_ = Traffic{stats.weight_bytes_read, 0};
+  for (const auto& [name, bytes] : stats.input_bytes_read) {
+    if (name.rfind("past_key_values.", 0) == 0) last_traffic_.kv_bytes += bytes;
+  }
   const Tensor& logits = out.at(spec_.logits);
   SLIM_CHECK_INPUT(logits.rank() == 3 && logits.dim(0) == 1 &&
                        logits.dim(1) == static_cast<int64_t>(ids.size()),

@@ -31,8 +31,14 @@ class DecoderSession {
   int64_t context_length() const { return static_cast<int64_t>(context_.size()); }
   int64_t vocab_size() const { return vocab_size_; }
   const DecoderSpec& spec() const { return spec_; }
-  // Memory traffic of the last Append (weights and KV cache read).
-  const RunStats& last_stats() const { return last_stats_; }
+  // Memory traffic of the last Append: weights (scales included) and the KV
+  // cache read; token ids and masks are left out (bytes, not kilobytes).
+  struct Traffic {
+    uint64_t weight_bytes = 0;
+    uint64_t kv_bytes = 0;
+    uint64_t total() const { return weight_bytes + kv_bytes; }
+  };
+  const Traffic& last_traffic() const { return last_traffic_; }
 
  private:
   DecoderSession(const Model& model, Graph graph) : spec_(*model.decoder), graph_(std::move(graph)) {}
@@ -46,7 +52,7 @@ class DecoderSession {
   std::vector<Tensor> past_;  // 2 per layer (key, value) when spec_.has_past
   DType past_dtype_ = DType::kFloat32;
   std::vector<int64_t> past_shape_;  // [1, kv_heads, 0, head_dim] for an empty cache
-  RunStats last_stats_;
+  Traffic last_traffic_;
 };
 
 }  // namespace slim

@@ -74,7 +74,12 @@ Status Interpreter::Plan() {
     steps_.push_back(std::move(step));
   }
   kind_.assign(constants_.size(), SlotKind::kActivation);
-  for (const auto& in : graph_.inputs) kind_[static_cast<size_t>(slot_of_.at(in.name))] = SlotKind::kInput;
+  input_name_.assign(constants_.size(), "");
+  for (const auto& in : graph_.inputs) {
+    const size_t s = static_cast<size_t>(slot_of_.at(in.name));
+    kind_[s] = SlotKind::kInput;
+    input_name_[s] = in.name;
+  }
   for (const auto& name : graph_.initializer_names()) {
     kind_[static_cast<size_t>(slot_of_.at(name))] = SlotKind::kWeight;
   }
@@ -174,7 +179,12 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
     }
   }
   for (size_t v = 0; v < bytes_read.size(); ++v) {
-    (kind_[v] == SlotKind::kWeight ? stats->weight_bytes_read : stats->input_bytes_read) += bytes_read[v];
+    if (bytes_read[v] == 0) continue;
+    if (kind_[v] == SlotKind::kWeight) {
+      stats->weight_bytes_read += bytes_read[v];
+    } else {
+      stats->input_bytes_read[input_name_[v]] += bytes_read[v];
+    }
   }
   std::map<std::string, Tensor> result;
   for (const auto& name : wanted) {

@@ -31,7 +31,7 @@ struct OpCall;  // op_registry.h
 // is checked against.
 struct RunStats {
   uint64_t weight_bytes_read = 0;
-  uint64_t input_bytes_read = 0;
+  std::map<std::string, uint64_t> input_bytes_read;  // per graph input
 };
 
 class Interpreter {
@@ -65,6 +65,7 @@ class Interpreter {
   std::vector<Tensor> constants_;  // slot -> initializer (undefined for others)
   enum class SlotKind : uint8_t { kActivation, kWeight, kInput };
   std::vector<SlotKind> kind_;     // what a read of the slot counts as in RunStats
+  std::vector<std::string> input_name_;  // slot -> graph input name (kInput slots)
   std::vector<Step> steps_;
 };
 

@@ -1,45 +1,12 @@
 // The slimpack program as users and CI scripts see it: exit codes, JSON keys,
 // error messages naming the file.
-#include <sys/wait.h>
-
-#include <array>
 #include <catch2/catch.hpp>
-#include <cstdio>
+#include <cmath>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
-namespace {
+#include "tests/tools/cli_test_util.h"
 
-const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
-
-struct Result {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-Result Slimpack(const std::string& args) {
-  const std::string cmd = std::string(SLIMPACK_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-nlohmann::json SlimpackJson(const std::string& args) {
-  const std::string path = "/tmp/slimpack_cli_test.json";
-  std::remove(path.c_str());
-  const Result r = Slimpack(args + " --json " + path);
-  INFO(r.out);
-  REQUIRE(r.code == 0);
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-}  // namespace
+using namespace slim_test;
 
 TEST_CASE("usage errors and bad input exit 2 with a message naming the file", "[cli]") {
   CHECK(Slimpack("").code == 2);
@@ -72,7 +39,7 @@ TEST_CASE("usage errors and bad input exit 2 with a message naming the file", "[
 }
 
 TEST_CASE("every subcommand has --help", "[cli]") {
-  for (const char* cmd : {"inspect", "run", "eval", "synth"}) {
+  for (const char* cmd : {"inspect", "run", "eval", "synth", "compile", "verify"}) {
     Result r = Slimpack(std::string(cmd) + " --help");
     INFO(cmd);
     CHECK(r.code == 0);

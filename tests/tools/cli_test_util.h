@@ -1,0 +1,45 @@
+// Runs the slimpack program for CLI tests: exit code, output, JSON report.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace slim_test {
+
+inline const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
+
+struct Result {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+inline Result Slimpack(const std::string& args) {
+  const std::string cmd = std::string(SLIMPACK_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs with --json into a temporary file and parses it; requires exit 0.
+inline nlohmann::json SlimpackJson(const std::string& args) {
+  const std::string path = "/tmp/slimpack_cli_test.json";
+  std::remove(path.c_str());
+  const Result r = Slimpack(args + " --json " + path);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace slim_test

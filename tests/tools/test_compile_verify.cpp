@@ -1,0 +1,110 @@
+// compile and verify as a CI job uses them: exit codes decide the build, the
+// JSON report has DESIGN.md's keys, bytes per token agree with the packed
+// file's tensor sizes, a corrupted packed file is refused.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "libcompress/io/packed_format.h"
+#include "tests/tools/cli_test_util.h"
+
+using namespace slim_test;
+
+namespace {
+
+const std::string kKjv = kModels + "kjv-byte";
+const std::string kData = kModels + "kjv-byte/calib_tokens.json";
+
+// Compiles the bundled kjv-byte model once per test program.
+const std::string& Int4Model() {
+  static const std::string path = [] {
+    const std::string out = "/tmp/slimpack_cli_kjv_int4.slim";
+    const Result r = Slimpack("compile " + kKjv + " -o " + out + " --preset int4 --quiet");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return out;
+  }();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("compile writes a packed file and a report with provenance", "[cli][compile]") {
+  auto j = SlimpackJson("compile " + kKjv + " -o /tmp/slimpack_cli_c.slim --preset int4 --quiet");
+  CHECK(j["provenance"]["source_sha256"].get<std::string>().size() == 64);
+  CHECK(j["provenance"]["tool_version"].is_string());
+  CHECK(j["output"]["content_sha256"].get<std::string>().size() == 64);
+  CHECK(j["totals"]["bits_per_weight_after"].get<double>() < 5.0);
+  // Same input and options: byte-identical output.
+  auto again = SlimpackJson("compile " + kKjv + " -o /tmp/slimpack_cli_c2.slim --preset int4 --quiet --threads 2");
+  CHECK(again["output"]["content_sha256"] == j["output"]["content_sha256"]);
+}
+
+TEST_CASE("compile --dry-run writes nothing; bad options fail before work", "[cli][compile]") {
+  const std::string out = "/tmp/slimpack_cli_dry.slim";
+  std::remove(out.c_str());
+  const Result dry = Slimpack("compile " + kKjv + " -o " + out + " --preset int8 --dry-run --quiet");
+  CHECK(dry.code == 0);
+  CHECK_THAT(dry.out, Catch::Contains("dry run"));
+  CHECK_FALSE(std::ifstream(out).good());
+  CHECK(Slimpack("compile " + kKjv + " -o " + out + " --preset int3").code == 2);
+  CHECK(Slimpack("compile " + kKjv + " -o " + out + " --target no-such-target").code == 2);
+  CHECK_FALSE(std::ifstream(out).good());
+  // An already quantized input is refused unless asked for.
+  const Result requant = Slimpack("compile " + Int4Model() + " -o " + out + " --preset int8");
+  CHECK(requant.code == 2);
+  CHECK_THAT(requant.out, Catch::Contains("already quantized"));
+}
+
+TEST_CASE("verify exits 0 when every check holds and 1 when one fails", "[cli][verify]") {
+  const std::string base = "verify " + Int4Model() + " --reference " + kKjv + " --data " + kData + " --limit 4 --quiet";
+  auto j = SlimpackJson(base + " --max-kl 0.05 --min-top1 0.9 --max-ppl-ratio 1.1");
+  CHECK(j["pass"] == true);
+  for (const char* key : {"tokens_evaluated", "kl_mean", "kl_p99", "top1_agreement", "nll_reference", "nll", "ppl_ratio"}) {
+    CHECK(j["accuracy"].contains(key));
+  }
+  for (const char* key : {"params", "bytes_per_token", "budget_gbps", "target_tokens_per_s", "required_gbps",
+                          "max_tokens_per_s_under_budget", "host_tokens_per_s", "host_gbps", "target"}) {
+    CHECK(j["bandwidth"].contains(key));
+  }
+  CHECK(j["checks"].size() == 3);
+  const Result fail = Slimpack(base + " --max-kl 0.0000001");
+  CHECK(fail.code == 1);
+  CHECK_THAT(fail.out, Catch::Contains("FAIL"));
+  // A target rate the budget cannot carry fails the bandwidth check: the
+  // 1.5 GB/s-per-1B rule gives this 0.86M-parameter model 1.3 kB/s.
+  CHECK(Slimpack(base + " --tokens-per-s 10").code == 1);
+  CHECK(Slimpack(base + " --budget-gbps 100 --tokens-per-s 10").code == 0);
+}
+
+TEST_CASE("verify's bytes per token match the packed file's tensor sizes", "[cli][verify]") {
+  auto j = SlimpackJson("verify " + Int4Model() + " --reference " + kKjv + " --data " + kData + " --limit 1 --quiet");
+  auto info = slim::ReadPackedInfo(Int4Model());
+  REQUIRE(info.ok());
+  // Every tensor is read once per token except the embedding table, of which
+  // GatherQ reads one row: 1/264 of it.
+  uint64_t expected = 0;
+  for (const auto& t : info->tensors) {
+    expected += t.name == "model.embed_tokens.weight" ? t.nbytes / 264 : t.nbytes;
+  }
+  // KV cache: 4 layers x (key + value) x 2 kv heads x 32 dims x fp32, for
+  // each token in the cache at the measured step.
+  const uint64_t context = j["bandwidth"]["context"].get<uint64_t>();
+  expected += 4 * 2 * 2 * 32 * 4 * context;
+  CHECK(j["bandwidth"]["bytes_per_token"].get<uint64_t>() == expected);
+}
+
+TEST_CASE("a corrupted packed file is refused with exit 2 naming the tensor", "[cli][verify]") {
+  std::ifstream in(Int4Model(), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto info = slim::ReadPackedInfo(Int4Model());
+  REQUIRE(info.ok());
+  const auto& victim = info->tensors[info->tensors.size() / 2];
+  bytes[victim.offset + victim.nbytes / 2] ^= 0x01;
+  const std::string bad = "/tmp/slimpack_cli_corrupt.slim";
+  std::ofstream(bad, std::ios::binary) << bytes;
+  const Result r = Slimpack("run " + bad + " -n 1");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains(victim.name));
+}
