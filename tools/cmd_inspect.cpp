@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "libcompress/io/model_loader.h"
+#include "libcompress/ir/shape_inference.h"
 #include "libcompress/metrics/model_stats.h"
 #include "tools/cli.h"
 
@@ -24,6 +25,8 @@ int RunInspect(const InspectOptions& opt) {
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
   const ModelStats s = ComputeModelStats(*model);
+  auto shapes = InferShapes(model->graph);
+  if (!shapes.ok()) return ReportError(shapes.status().WithContext(opt.model));
   const Graph& g = model->graph;
   const auto& dec = model->decoder;
   const int64_t context = opt.context > 0 ? opt.context : (dec && dec->max_positions > 0 ? dec->max_positions : 0);
@@ -37,6 +40,7 @@ int RunInspect(const InspectOptions& opt) {
   j["op_counts"] = s.op_counts;
   j["tensors"] = s.tensors;
   j["parameters"] = s.parameters;
+  j["shape_inference"] = {{"inferred", shapes->inferred}, {"partial", shapes->partial}, {"unknown", shapes->unknown}};
   j["weight_bytes"] = s.weight_bytes;
   for (const auto& [name, d] : s.by_dtype) {
     j["dtypes"][name] = {{"tensors", d.tensors}, {"elements", d.elements}, {"bytes", d.bytes}};
@@ -74,6 +78,9 @@ int RunInspect(const InspectOptions& opt) {
       std::printf("output       %s %s %s\n", out.name.c_str(), DTypeName(out.dtype),
                   out.shape ? ShapeToString(*out.shape).c_str() : "?");
     }
+    std::printf("shapes       %lld node outputs with known rank (%lld with an unnamed dim), %lld unknown\n",
+                static_cast<long long>(shapes->inferred), static_cast<long long>(shapes->partial),
+                static_cast<long long>(shapes->unknown));
     std::printf("parameters   %s\n", WithCommas(s.parameters).c_str());
     for (const auto& [name, d] : s.by_dtype) {
       std::printf("dtype        %-9s %5llu tensors %14s elements %12s\n", name.c_str(),
