@@ -1,0 +1,52 @@
+// Interpreter planning: operators are checked before anything runs, inputs
+// are checked by name and dtype, weights read are counted once per run.
+#include <catch2/catch.hpp>
+
+#include "libcompress/runtime/interpreter.h"
+
+using namespace slim;
+
+namespace {
+
+Graph OneNode(const std::string& op, const std::string& domain = "") {
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs.push_back({"x", DType::kFloat32, Shape{2}});
+  Node n;
+  n.name = "the_node";
+  n.op_type = op;
+  n.domain = domain;
+  n.inputs = {"x", "w"};
+  n.outputs = {"y"};
+  g.nodes.push_back(n);
+  g.AddInitializer("w", Tensor::FromVector(DType::kFloat32, {2}, std::vector<float>{1, 2}));
+  g.outputs.push_back({"y", DType::kFloat32, std::nullopt});
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("an unsupported operator is an error naming op and node before anything runs", "[runtime]") {
+  const Graph g = OneNode("GridSample");
+  auto interp = Interpreter::Create(g);
+  REQUIRE_FALSE(interp.ok());
+  CHECK(interp.status().code() == StatusCode::kUnsupported);
+  CHECK_THAT(interp.status().message(), Catch::Contains("'GridSample'") && Catch::Contains("'the_node'"));
+  const Graph custom = OneNode("FusedThing", "com.example");
+  CHECK_THAT(Interpreter::Create(custom).status().message(), Catch::Contains("com.example"));
+}
+
+TEST_CASE("feeds are checked by name and dtype; weight reads are counted", "[runtime]") {
+  const Graph g = OneNode("Add");
+  auto interp = Interpreter::Create(g);
+  REQUIRE(interp.ok());
+  CHECK_THAT((*interp)->Run({}).status().message(), Catch::Contains("'x' was not provided"));
+  const Tensor wrong = Tensor::FromVector(DType::kInt64, {2}, std::vector<int64_t>{1, 2});
+  CHECK_THAT((*interp)->Run({{"x", wrong}}).status().message(), Catch::Contains("expects float32"));
+  RunStats stats;
+  auto out = (*interp)->Run({{"x", Tensor::FromVector(DType::kFloat32, {2}, std::vector<float>{3, 4})}}, {}, &stats);
+  REQUIRE(out.ok());
+  CHECK(out->at("y").FloatAt(1) == 6);
+  CHECK(stats.weight_bytes_read == 8);
+  CHECK(stats.input_bytes_read.at("x") == 8);
+}
