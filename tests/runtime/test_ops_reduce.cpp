@@ -10,51 +10,16 @@
 #include <vector>
 
 #include "libcompress/runtime/interpreter.h"
+#include "tests/runtime/op_test_util.h"
 
 using namespace slim;
 
+using slim_test::F32;
+using slim_test::Op;
+using slim_test::RunNode;
+
 namespace {
 
-Expected<std::vector<Tensor>> RunNode(Node node, const std::vector<Tensor>& inputs,
-                                      int64_t opset = 17, size_t num_outputs = 1) {
-  Graph g;
-  g.opset_imports[""] = opset;
-  std::map<std::string, Tensor> feeds;
-  node.name = "n0";
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) {
-      node.inputs.push_back("");
-      continue;
-    }
-    const std::string name = "x" + std::to_string(i);
-    node.inputs.push_back(name);
-    g.inputs.push_back({name, inputs[i].dtype(), std::nullopt});
-    feeds[name] = inputs[i];
-  }
-  for (size_t i = 0; i < num_outputs; ++i) {
-    node.outputs.push_back("y" + std::to_string(i));
-    g.outputs.push_back({node.outputs.back(), DType::kUndefined, std::nullopt});
-  }
-  g.nodes.push_back(node);
-  auto interp = Interpreter::Create(g);
-  if (!interp.ok()) return interp.status();
-  auto out = (*interp)->Run(feeds);
-  if (!out.ok()) return out.status();
-  std::vector<Tensor> result;
-  for (const auto& o : g.outputs) result.push_back(out->at(o.name));
-  return result;
-}
-
-Node Op(const std::string& type, std::map<std::string, Attribute> attrs = {}) {
-  Node n;
-  n.op_type = type;
-  n.attrs = std::move(attrs);
-  return n;
-}
-
-Tensor F32(std::vector<int64_t> shape, std::vector<float> v) {
-  return Tensor::FromVector(DType::kFloat32, std::move(shape), v);
-}
 Tensor I64(std::vector<int64_t> shape, std::vector<int64_t> v) {
   return Tensor::FromVector(DType::kInt64, std::move(shape), v);
 }
