@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "calib_data/test_data_sets.h"
 #include "libcompress/eval/verify.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/kernels/gemm_q.h"
@@ -19,6 +20,7 @@ struct VerifyOptions {
   std::string packed, reference, data, target, json;
   double budget_per_b = 1.5;
   std::optional<double> budget_gbps, tokens_per_s, max_kl, min_top1, max_ppl_ratio;
+  std::optional<double> min_cosine, max_rel_l2, min_argmax;
   size_t limit = 0;
   int decode_steps = 8;
   bool quiet = false;
@@ -51,7 +53,58 @@ nlohmann::json KernelPaths(const Graph& g) {
   return j;
 }
 
+// Non-language graphs: outputs compared on ONNX test-data directories.
+int RunVerifyOutputs(const VerifyOptions& opt, const Model& packed, const Model& reference) {
+  auto feeds = ReadTestDataSets(opt.data, reference.graph);
+  if (!feeds.ok()) return ReportError(feeds.status());
+  auto cmp = CompareGraphs(reference.graph, packed.graph, *feeds);
+  if (!cmp.ok()) return ReportError(cmp.status().WithContext(opt.packed));
+  std::vector<Check> checks;
+  for (const auto& o : cmp->outputs) {
+    if (opt.min_cosine) checks.push_back({o.name + ".cosine_min", *opt.min_cosine, o.cosine_min, o.cosine_min >= *opt.min_cosine});
+    if (opt.max_rel_l2) checks.push_back({o.name + ".rel_l2_max", *opt.max_rel_l2, o.rel_l2_max, o.rel_l2_max <= *opt.max_rel_l2});
+    if (opt.min_argmax) {
+      checks.push_back({o.name + ".argmax_agreement", *opt.min_argmax, o.argmax_agreement, o.argmax_agreement >= *opt.min_argmax});
+    }
+  }
+  bool pass = true;
+  for (const auto& c : checks) pass = pass && c.pass;
+  nlohmann::json j;
+  j["pass"] = pass;
+  j["outputs"] = nlohmann::json::array();
+  for (const auto& o : cmp->outputs) {
+    j["outputs"].push_back({{"name", o.name}, {"cosine_min", o.cosine_min}, {"rel_l2_max", o.rel_l2_max},
+                            {"argmax_agreement", o.argmax_agreement}});
+  }
+  j["bandwidth"] = {{"params", ComputeModelStats(reference).parameters}, {"bytes_per_run", cmp->weight_bytes_per_run}};
+  j["checks"] = nlohmann::json::array();
+  for (const auto& c : checks) {
+    j["checks"].push_back({{"name", c.name}, {"limit", c.limit}, {"value", c.value}, {"pass", c.pass}});
+  }
+  j["runtime"] = {{"kernels", KernelPaths(packed.graph)}};
+  if (HumanOutput(opt.json)) {
+    std::printf("outputs on %zu test data sets (%s)\n", feeds->size(), opt.data.c_str());
+    for (const auto& o : cmp->outputs) {
+      std::printf("  %-20s cosine min %.6f  rel L2 max %.6f  argmax agreement %.2f %%\n", o.name.c_str(),
+                  o.cosine_min, o.rel_l2_max, 100 * o.argmax_agreement);
+    }
+    std::printf("weights read per run  %s\n", HumanBytes(static_cast<double>(cmp->weight_bytes_per_run)).c_str());
+    for (const auto& c : checks) {
+      std::printf("%-32s %12.6g %12.6g  %s\n", c.name.c_str(), c.limit, c.value, c.pass ? "pass" : "FAIL");
+    }
+    std::printf("verify: %s\n", pass ? "PASS" : "FAIL");
+  }
+  Status st = WriteJson(opt.json, j);
+  if (!st.ok()) return ReportError(st);
+  return pass ? kExitOk : kExitCheckFailed;
+}
+
 int RunVerify(const VerifyOptions& opt) {
+  auto packed_model = LoadModel(opt.packed);
+  if (!packed_model.ok()) return ReportError(packed_model.status());
+  auto reference_model = LoadModel(opt.reference);
+  if (!reference_model.ok()) return ReportError(reference_model.status());
+  if (!reference_model->decoder) return RunVerifyOutputs(opt, *packed_model, *reference_model);
   auto data = ReadTokenDataset(opt.data);
   if (!data.ok()) return ReportError(data.status());
   std::optional<TargetProfile> target;
@@ -60,10 +113,8 @@ int RunVerify(const VerifyOptions& opt) {
     if (!t.ok()) return ReportError(t.status());
     target = *t;
   }
-  auto packed = LoadModel(opt.packed);
-  if (!packed.ok()) return ReportError(packed.status());
-  auto reference = LoadModel(opt.reference);
-  if (!reference.ok()) return ReportError(reference.status());
+  auto& packed = packed_model;
+  auto& reference = reference_model;
   auto test_session = DecoderSession::Create(*packed);
   if (!test_session.ok()) return ReportError(test_session.status());
   auto ref_session = DecoderSession::Create(*reference);
@@ -191,7 +242,9 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
       "      --data models/kjv-byte/calib_tokens.json --max-kl 0.05 --min-top1 0.9 --json report.json");
   sub->add_option("PACKED", opt->packed, "Compressed model (packed file, or any model)")->required();
   sub->add_option("--reference", opt->reference, "The original model")->required();
-  sub->add_option("--data", opt->data, "Token dataset JSON")->required();
+  sub->add_option("--data", opt->data,
+                  "Token dataset JSON (language models) or an ONNX test-data directory (other graphs)")
+      ->required();
   sub->add_option("--limit", opt->limit, "Use only the first N sequences (0 = all)")->capture_default_str();
   sub->add_option("--target", opt->target, "Hardware profile (budget = its usable bandwidth)");
   sub->add_option("--budget-per-b", opt->budget_per_b, "Budget in GB/s per billion parameters")
@@ -202,6 +255,10 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--max-kl", opt->max_kl, "Check: mean KL(ref || model) per token at most X nats");
   sub->add_option("--min-top1", opt->min_top1, "Check: top-1 agreement at least X (0..1)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--max-ppl-ratio", opt->max_ppl_ratio, "Check: perplexity ratio at most X");
+  sub->add_option("--min-cosine", opt->min_cosine, "Check (other graphs): every output's cosine at least X");
+  sub->add_option("--max-rel-l2", opt->max_rel_l2, "Check (other graphs): every output's relative L2 at most X");
+  sub->add_option("--min-argmax", opt->min_argmax, "Check (other graphs): argmax agreement at least X (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--decode-steps", opt->decode_steps, "Decode steps timed for the traffic figures")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");

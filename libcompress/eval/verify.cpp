@@ -1,6 +1,7 @@
 #include "libcompress/eval/verify.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 
 #include "libcompress/metrics/metrics.h"
@@ -50,6 +51,43 @@ Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSessi
   r.nll_reference = nll_ref / count;
   r.nll = nll_test / count;
   r.ppl_ratio = std::exp(r.nll - r.nll_reference);
+  return r;
+}
+
+Expected<GraphComparison> CompareGraphs(const Graph& reference, const Graph& test,
+                                        const std::vector<std::map<std::string, Tensor>>& feeds) {
+  SLIM_ASSIGN_OR_RETURN(auto ref, Interpreter::Create(reference));
+  SLIM_ASSIGN_OR_RETURN(auto run, Interpreter::Create(test));
+  GraphComparison r;
+  std::vector<uint64_t> rows(reference.outputs.size(), 0), agree(reference.outputs.size(), 0);
+  for (const auto& o : reference.outputs) r.outputs.push_back({o.name});
+  for (size_t f = 0; f < feeds.size(); ++f) {
+    SLIM_ASSIGN_OR_RETURN(auto expected, ref->Run(feeds[f]));
+    RunStats stats;
+    SLIM_ASSIGN_OR_RETURN(auto got, run->Run(feeds[f], {}, &stats));
+    r.weight_bytes_per_run = stats.weight_bytes_read;
+    for (size_t i = 0; i < r.outputs.size(); ++i) {
+      const std::string& name = r.outputs[i].name;
+      auto it = got.find(name);
+      SLIM_CHECK_INPUT(it != got.end(), "the compressed model has no output '", name, "'");
+      const Tensor& a = expected.at(name);
+      const Tensor& b = it->second;
+      SLIM_CHECK_INPUT(a.shape() == b.shape(), "output '", name, "': shape ", ShapeToString(b.shape()),
+                       " differs from the reference's ", ShapeToString(a.shape()));
+      const std::vector<float> x = a.ToFloatVector(), y = b.ToFloatVector();
+      OutputAgreement& o = r.outputs[i];
+      o.cosine_min = std::min(o.cosine_min, metrics::Cosine(x.data(), y.data(), x.size()));
+      o.rel_l2_max = std::max(o.rel_l2_max, metrics::RelativeL2(x.data(), y.data(), x.size()));
+      const size_t width = a.rank() ? static_cast<size_t>(a.dim(a.rank() - 1)) : 1;
+      for (size_t row = 0; width > 0 && row + width <= x.size(); row += width) {
+        agree[i] += metrics::ArgMax(x.data() + row, width) == metrics::ArgMax(y.data() + row, width);
+        ++rows[i];
+      }
+    }
+  }
+  for (size_t i = 0; i < r.outputs.size(); ++i) {
+    r.outputs[i].argmax_agreement = rows[i] ? static_cast<double>(agree[i]) / static_cast<double>(rows[i]) : 1;
+  }
   return r;
 }
 

@@ -26,6 +26,20 @@ Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSessi
                                          const TokenDataset& data, size_t max_sequences = 0,
                                          const EvalProgressFn& progress = nullptr);
 
+// Graphs that are not language models: per graph output, over every feed
+// set, the smallest cosine similarity, the largest relative L2 error and the
+// share of rows (along the last axis) whose argmax agrees.
+struct OutputAgreement {
+  std::string name;
+  double cosine_min = 1, rel_l2_max = 0, argmax_agreement = 1;
+};
+struct GraphComparison {
+  std::vector<OutputAgreement> outputs;
+  uint64_t weight_bytes_per_run = 0;  // weights the compared model read per run
+};
+Expected<GraphComparison> CompareGraphs(const Graph& reference, const Graph& test,
+                                        const std::vector<std::map<std::string, Tensor>>& feeds);
+
 struct DecodeTraffic {
   int64_t context = 0;           // tokens in the cache when the measured steps ran
   uint64_t bytes_per_token = 0;  // weights + KV cache read by one decode step

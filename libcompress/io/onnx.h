@@ -36,6 +36,10 @@ Expected<std::vector<std::string>> ReadOnnxOpTypes(const std::string& path);
 // tensor's name, when set, goes to *name.
 Expected<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name = nullptr);
 
+// Writes one TensorProto on its own (the ONNX test-data layout's
+// input_0.pb), atomically.
+Status WriteTensorProtoFile(const std::string& path, const Tensor& tensor, const std::string& name);
+
 struct OnnxWriteOptions {
   // Tensors of at least this many bytes go to `<output>.data` beside the
   // model (required past protobuf's 2 GiB limit). 0 = everything inline.

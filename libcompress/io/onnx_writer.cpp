@@ -293,3 +293,16 @@ Status WriteOnnx(const Graph& graph, const std::string& path, const OnnxWriteOpt
 }
 
 }  // namespace slim
+
+namespace slim {
+
+Status WriteTensorProtoFile(const std::string& path, const Tensor& tensor, const std::string& name) {
+  onnx::TensorProto tp;
+  SLIM_RETURN_IF_ERROR(TensorHeader(tensor, name, &tp).WithContext(path));
+  tp.set_raw_data(tensor.raw(), tensor.nbytes());
+  std::string bytes;
+  if (!tp.SerializeToString(&bytes)) return Internal(path, ": cannot serialize tensor '", name, "'");
+  return WriteFileAtomic(path, bytes);
+}
+
+}  // namespace slim

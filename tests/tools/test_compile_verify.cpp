@@ -4,7 +4,10 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <cstdlib>
 #include <iterator>
+
+#include "libcompress/io/onnx.h"
 
 #include "libcompress/io/packed_format.h"
 #include "tests/tools/cli_test_util.h"
@@ -107,4 +110,61 @@ TEST_CASE("a corrupted packed file is refused with exit 2 naming the tensor", "[
   const Result r = Slimpack("run " + bad + " -n 1");
   CHECK(r.code == 2);
   CHECK_THAT(r.out, Catch::Contains(victim.name));
+}
+
+TEST_CASE("verify compares the outputs of a non-language graph on ONNX test data", "[cli][verify]") {
+  using namespace slim;
+  // x [2, 64] -> Gemm(W1 [16, 64], transB) -> Relu -> MatMul(W2 [16, 10]) -> y
+  const std::string dir = "/tmp/slimpack_cli_mlp";
+  REQUIRE(std::system(("rm -rf " + dir + " && mkdir -p " + dir + "/test_data_set_0 " + dir + "/test_data_set_1").c_str()) == 0);
+  uint32_t seed = 7;
+  auto random = [&](std::vector<int64_t> shape) {
+    std::vector<float> v(static_cast<size_t>(ShapeNumel(shape)));
+    for (float& f : v) {
+      seed = seed * 1664525u + 1013904223u;
+      f = static_cast<float>(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    return Tensor::FromVector(DType::kFloat32, std::move(shape), v);
+  };
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs.push_back({"x", DType::kFloat32, Shape{"batch", 64}});
+  g.outputs.push_back({"y", DType::kFloat32, Shape{"batch", 10}});
+  g.AddInitializer("w1", random({16, 64}));
+  g.AddInitializer("w2", random({16, 10}));
+  Node gemm;
+  gemm.name = "fc1";
+  gemm.op_type = "Gemm";
+  gemm.inputs = {"x", "w1"};
+  gemm.outputs = {"h"};
+  gemm.attrs["transB"] = Attribute::Int(1);
+  Node relu;
+  relu.name = "act";
+  relu.op_type = "Relu";
+  relu.inputs = {"h"};
+  relu.outputs = {"hr"};
+  Node mm;
+  mm.name = "fc2";
+  mm.op_type = "MatMul";
+  mm.inputs = {"hr", "w2"};
+  mm.outputs = {"y"};
+  g.nodes = {gemm, relu, mm};
+  REQUIRE(WriteOnnx(g, dir + "/model.onnx").ok());
+  REQUIRE(WriteTensorProtoFile(dir + "/test_data_set_0/input_0.pb", random({2, 64}), "x").ok());
+  REQUIRE(WriteTensorProtoFile(dir + "/test_data_set_1/input_0.pb", random({3, 64}), "x").ok());
+
+  const std::string packed = dir + "/mlp.int8.slim";
+  const Result c = Slimpack("compile " + dir + "/model.onnx -o " + packed + " --preset int8 --quiet");
+  INFO(c.out);
+  REQUIRE(c.code == 0);
+  const std::string base = "verify " + packed + " --reference " + dir + "/model.onnx --data " + dir + " --quiet";
+  auto j = SlimpackJson(base + " --min-cosine 0.999 --max-rel-l2 0.05");
+  CHECK(j["pass"] == true);
+  REQUIRE(j["outputs"].size() == 1);
+  CHECK(j["outputs"][0]["name"] == "y");
+  CHECK(j["outputs"][0]["cosine_min"].get<double>() > 0.999);
+  CHECK(j["outputs"][0]["rel_l2_max"].get<double>() > 0);  // int8 is not exact
+  CHECK(j["bandwidth"]["bytes_per_run"].get<uint64_t>() < 16 * 64 * 4);
+  CHECK(Slimpack(base + " --max-rel-l2 1e-9").code == 1);
+  CHECK(Slimpack("verify " + packed + " --reference " + dir + "/model.onnx --data /tmp/slimpack_cli_nodata").code == 2);
 }
