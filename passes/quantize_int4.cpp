@@ -57,15 +57,7 @@ class QuantizeInt4Pass final : public Pass {
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
-      WeightRequest r;
-      const std::string choice = role == "linear"      ? o.GetString("scheme")
-                                 : role == "embedding" ? o.GetString("embeddings")
-                                                       : o.GetString("classifier");
-      r.scheme = SchemeFor(choice, o);
-      r.search = o.GetBool("search");
-      r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
-      r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
-      return r;
+      return RequestForRole(role, o, [&o](const std::string& choice) { return SchemeFor(choice, o); });
     });
   }
 };

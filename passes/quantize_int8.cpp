@@ -37,15 +37,11 @@ class QuantizeInt8Pass final : public Pass {
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
-      WeightRequest r;
-      const std::string choice = role == "linear"      ? o.GetString("scheme")
-                                 : role == "embedding" ? o.GetString("embeddings")
-                                                       : o.GetString("classifier");
-      r.scheme.kind = choice == "int8" ? WeightScheme::Kind::kInt8 : WeightScheme::Kind::kKeep;
-      r.search = o.GetBool("search");
-      r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
-      r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
-      return r;
+      return RequestForRole(role, o, [](const std::string& choice) {
+        WeightScheme scheme;
+        scheme.kind = choice == "int8" ? WeightScheme::Kind::kInt8 : WeightScheme::Kind::kKeep;
+        return scheme;
+      });
     });
   }
 };

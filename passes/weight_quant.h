@@ -55,6 +55,23 @@ struct WeightRequest {
 // tensor's options (pass options with overrides applied).
 using WeightRequestFn = std::function<WeightRequest(const std::string& role, const Options& options)>;
 
+// The request both quantization passes build: the scheme named by the option
+// for the tensor's role ("scheme" for linear layers, "embeddings" for Gather
+// tables, "classifier" otherwise; `to_scheme` maps that choice) plus the
+// search options.
+template <typename ToScheme>
+WeightRequest RequestForRole(const std::string& role, const Options& o, ToScheme to_scheme) {
+  WeightRequest r;
+  const std::string choice = role == "linear"      ? o.GetString("scheme")
+                             : role == "embedding" ? o.GetString("embeddings")
+                                                   : o.GetString("classifier");
+  r.scheme = to_scheme(choice);
+  r.search = o.GetBool("search");
+  r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
+  r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
+  return r;
+}
+
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request);
 

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 using namespace slim;
 
 using slim_test::CheckSameGraph;
+using slim_test::TempDir;
 using slim_test::CheckSameValues;
 using slim_test::ReadBytes;
 using slim_test::SameBytes;
@@ -29,19 +30,6 @@ namespace {
 
 const std::string kModels = std::string(SLIMPACK_SOURCE_DIR) + "/models";
 const std::string kNodeTests = "/usr/share/libonnx-testdata/data/node";
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           ("slimpack_onnx_io_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string Patch(std::string bytes, const std::string& from, const std::string& to) {
   REQUIRE(from.size() == to.size());

@@ -29,6 +29,7 @@ using namespace slim;
 using nlohmann::json;
 
 using slim_test::CheckSameGraph;
+using slim_test::TempDir;
 using slim_test::CheckSameValues;
 using slim_test::ReadBytes;
 using slim_test::SameBytes;
@@ -37,18 +38,6 @@ using slim_test::WriteBytes;
 namespace {
 
 const std::string kModels = std::string(SLIMPACK_SOURCE_DIR) + "/models";
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           ("slimpack_packed_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void CheckSameDecoder(const Model& a, const Model& b) {
   REQUIRE(a.decoder.has_value() == b.decoder.has_value());
