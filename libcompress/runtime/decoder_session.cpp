@@ -98,7 +98,7 @@ Expected<std::vector<float>> DecoderSession::Append(const std::vector<int64_t>& 
     }
   }
   RunStats stats;
-  SLIM_ASSIGN_OR_RETURN(auto out, interp_->Run(feeds, wanted, &stats));
+  SLIM_ASSIGN_OR_RETURN(auto out, interp_->Run(feeds, wanted, &stats, observer_));
   last_traffic_ = Traffic{stats.weight_bytes_read, 0};
   for (const auto& [name, bytes] : stats.input_bytes_read) {
     if (name.rfind("past_key_values.", 0) == 0) last_traffic_.kv_bytes += bytes;

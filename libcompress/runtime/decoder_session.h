@@ -25,6 +25,9 @@ class DecoderSession {
   // Appends `tokens` (batch 1) to the context; returns their logits,
   // row-major [tokens.size(), vocab_size()] as float32.
   Expected<std::vector<float>> Append(const std::vector<int64_t>& tokens);
+  // Watch values of the graph during the following Appends (nullptr: stop).
+  // Names are those of the model's graph; `observer` must outlive its use.
+  void SetObserver(const ValueObserver* observer) { observer_ = observer; }
   // Forgets the context (and the KV cache).
   void Reset();
 
@@ -53,6 +56,7 @@ class DecoderSession {
   DType past_dtype_ = DType::kFloat32;
   std::vector<int64_t> past_shape_;  // [1, kv_heads, 0, head_dim] for an empty cache
   Traffic last_traffic_;
+  const ValueObserver* observer_ = nullptr;
 };
 
 }  // namespace slim

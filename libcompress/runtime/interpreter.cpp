@@ -125,7 +125,7 @@ void Interpreter::CountReads(const Step& step, const OpCall& call, std::vector<u
 
 Expected<std::map<std::string, Tensor>> Interpreter::Run(
     const std::map<std::string, Tensor>& feeds, const std::vector<std::string>& output_names,
-    RunStats* stats) const {
+    RunStats* stats, const ValueObserver* observer) const {
   std::vector<Tensor> values = constants_;
   for (const auto& in : graph_.inputs) {
     auto it = feeds.find(in.name);
@@ -148,6 +148,19 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
     auto it = slot_of_.find(name);
     if (it == slot_of_.end()) return InvalidInput("value '", name, "' is not in the graph");
     keep.insert(it->second);
+  }
+  // Watched slots, and the ones already defined before the first node.
+  std::map<int, std::string> watched;
+  if (observer) {
+    for (const auto& name : observer->values) {
+      auto it = slot_of_.find(name);
+      if (it == slot_of_.end()) return InvalidInput("watched value '", name, "' is not in the graph");
+      watched[it->second] = name;
+    }
+    for (const auto& [slot, name] : watched) {
+      const Tensor& t = values[static_cast<size_t>(slot)];
+      if (t.defined()) SLIM_RETURN_IF_ERROR(observer->on_value(name, t));
+    }
   }
   const OpTable& ops = BuiltinOps();
   std::vector<Tensor> outs;
@@ -173,6 +186,12 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
         return Internal(node.Describe(), ": output '", node.outputs[i], "' was not produced");
       }
       values[static_cast<size_t>(step.outputs[i])] = std::move(outs[i]);
+      if (!watched.empty()) {
+        auto w = watched.find(step.outputs[i]);
+        if (w != watched.end()) {
+          SLIM_RETURN_IF_ERROR(observer->on_value(w->second, values[static_cast<size_t>(w->first)]));
+        }
+      }
     }
     for (int r : step.release) {
       if (!keep.count(r)) values[static_cast<size_t>(r)] = Tensor();

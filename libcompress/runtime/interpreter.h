@@ -10,6 +10,7 @@
 // over FP16 weights never holds an FP32 copy of the weights.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +35,16 @@ struct RunStats {
   std::map<std::string, uint64_t> input_bytes_read;  // per graph input
 };
 
+// Watches values as a Run computes them (calibration statistics): on_value is
+// called once per Run for each watched name, right after the node producing
+// it (graph inputs: before the first node), before the value may be freed,
+// so a caller sees every activation without the run holding them all. An
+// error from on_value stops the run and is returned.
+struct ValueObserver {
+  std::vector<std::string> values;
+  std::function<Status(const std::string& name, const Tensor& value)> on_value;
+};
+
 class Interpreter {
  public:
   // `graph` must outlive the interpreter.
@@ -41,10 +52,12 @@ class Interpreter {
 
   // Runs the graph. `feeds` holds every graph input (by name); returns the
   // requested outputs (all graph outputs when `output_names` is empty).
-  // When `stats` is given, the memory traffic is added to it.
+  // When `stats` is given, the memory traffic is added to it; `observer`
+  // (may be null) sees the values it watches.
   Expected<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& feeds,
                                               const std::vector<std::string>& output_names = {},
-                                              RunStats* stats = nullptr) const;
+                                              RunStats* stats = nullptr,
+                                              const ValueObserver* observer = nullptr) const;
 
   const Graph& graph() const { return graph_; }
 

@@ -50,3 +50,39 @@ TEST_CASE("feeds are checked by name and dtype; weight reads are counted", "[run
   CHECK(stats.weight_bytes_read == 8);
   CHECK(stats.input_bytes_read.at("x") == 8);
 }
+
+TEST_CASE("an observer sees watched inputs and intermediates once per run; its error stops the run",
+          "[runtime]") {
+  // y = (x + w) + w: the intermediate "t" is freed after its last reader,
+  // the observer must see it anyway.
+  Graph g = OneNode("Add");
+  g.nodes[0].outputs = {"t"};
+  Node second = g.nodes[0];
+  second.name = "second";
+  second.inputs = {"t", "w"};
+  second.outputs = {"y"};
+  g.nodes.push_back(second);
+  auto interp = Interpreter::Create(g);
+  REQUIRE(interp.ok());
+  std::vector<std::pair<std::string, float>> seen;
+  ValueObserver obs;
+  obs.values = {"t", "x"};
+  obs.on_value = [&](const std::string& name, const Tensor& v) {
+    seen.emplace_back(name, v.FloatAt(1));
+    return Status::Ok();
+  };
+  const Tensor x = Tensor::FromVector(DType::kFloat32, {2}, std::vector<float>{3, 4});
+  auto out = (*interp)->Run({{"x", x}}, {}, nullptr, &obs);
+  REQUIRE(out.ok());
+  CHECK(out->at("y").FloatAt(1) == 8);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == std::make_pair(std::string("x"), 4.0f));  // inputs first
+  CHECK(seen[1] == std::make_pair(std::string("t"), 6.0f));
+  CHECK(out->count("t") == 0);  // watching does not make it an output
+
+  obs.on_value = [](const std::string& name, const Tensor&) { return InvalidInput("stop at ", name); };
+  CHECK_THAT((*interp)->Run({{"x", x}}, {}, nullptr, &obs).status().message(), Catch::Contains("stop at x"));
+  obs.values = {"nope"};
+  CHECK_THAT((*interp)->Run({{"x", x}}, {}, nullptr, &obs).status().message(),
+             Catch::Contains("watched value 'nope'"));
+}
