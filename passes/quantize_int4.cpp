@@ -22,7 +22,7 @@ WeightScheme SchemeFor(const std::string& choice, const Options& o) {
 class QuantizeInt4Pass final : public Pass {
  public:
   const PassInfo& info() const override {
-    static const PassInfo kInfo = {
+    static const PassInfo kInfo = WithSearchOptions({
         "quantize_int4",
         "int4 weight-only quantization, group-wise along K, FP16 scales, scale search",
         {
@@ -33,13 +33,6 @@ class QuantizeInt4Pass final : public Pass {
                        "true: codes -8..7, scale only; false: codes 0..15 with a zero point "
                        "per group",
                        true),
-            BoolOption("search", true,
-                       "search the clip ratio and refine each group's scale by least squares; "
-                       "false = plain max-abs round-to-nearest (the baseline)",
-                       true),
-            IntOption("clip_steps", 32, 0, 512,
-                      "search grid: clip ratios 1.0 down to 0.5 in clip_steps steps"),
-            IntOption("refine_iters", 4, 0, 64, "least-squares scale refinements per group"),
             EnumOption("scheme", "int4", {"int4", "int8", "keep"},
                        "linear layers (MatMul/Gemm weights other than the output projection)",
                        true),
@@ -51,9 +44,11 @@ class QuantizeInt4Pass final : public Pass {
                        "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
                        "tied table follows `classifier`",
                        true),
-        }};
+        }}, "group");
     return kInfo;
   }
+
+  bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {

@@ -10,7 +10,7 @@ namespace {
 class QuantizeInt8Pass final : public Pass {
  public:
   const PassInfo& info() const override {
-    static const PassInfo kInfo = {
+    static const PassInfo kInfo = WithSearchOptions({
         "quantize_int8",
         "int8 weight-only quantization, symmetric, one scale per output channel",
         {
@@ -24,16 +24,11 @@ class QuantizeInt8Pass final : public Pass {
                        "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
                        "tied table follows `classifier`",
                        true),
-            BoolOption("search", true,
-                       "search the clip ratio and refine each row's scale by least squares; "
-                       "false = plain max-abs round-to-nearest (the baseline)",
-                       true),
-            IntOption("clip_steps", 32, 0, 512,
-                      "search grid: clip ratios 1.0 down to 0.5 in clip_steps steps"),
-            IntOption("refine_iters", 4, 0, 64, "least-squares scale refinements per row"),
-        }};
+        }}, "row");
     return kInfo;
   }
+
+  bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {

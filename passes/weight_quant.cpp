@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -42,6 +43,7 @@ struct Candidate {
   std::string problem;          // set when a consumer or the graph prevents packing
   std::string role;
   bool kn = false;  // stored [K, N] (MatMul, Gemm transB=0) rather than [N, K]
+  std::vector<std::string> activations;  // A inputs of the MatMul/Gemm readers
 };
 
 // The plan for one candidate.
@@ -51,11 +53,15 @@ struct Plan {
   WeightScheme actual;
   size_t n = 0, k = 0;
   bool quantize = false;
+  std::vector<float> importance;          // K entries, empty: uniform
+  const ActivationStat* sample = nullptr;  // rows to measure output error on
+  const ActivationStat* hessian = nullptr;  // GPTQ: the input whose gram is used
 };
 
 struct Result {
   std::vector<uint8_t> blob;
   QuantErrorStats error;
+  std::optional<double> output_error;  // with a calibration sample
   std::string failure;  // quantizer refused (non-finite weight): falls back to keep
   double seconds = 0;
 };
@@ -233,6 +239,13 @@ std::vector<Candidate> FindCandidates(const Graph& g,
       add_readers(g.nodes[static_cast<size_t>(c.cast_nodes[j])].outputs[0], false);
     }
     std::sort(c.uses.begin(), c.uses.end(), [](const Use& a, const Use& b) { return a.node < b.node; });
+    for (const Use& u : c.uses) {
+      const Node& n = g.nodes[static_cast<size_t>(u.node)];
+      if ((u.kind == UseKind::kMatMulB || u.kind == UseKind::kGemmB) && !n.Input(0).empty() &&
+          std::find(c.activations.begin(), c.activations.end(), n.Input(0)) == c.activations.end()) {
+        c.activations.push_back(n.Input(0));
+      }
+    }
 
     bool gather = false, matmul = false, classifier = false;
     for (const Use& u : c.uses) {
@@ -317,6 +330,38 @@ std::string CheckReaders(const Graph& g, Candidate* c,
   if (any_kn && any_nk) return "read both as [K, N] (MatMul) and as [N, K] (Gemm transB=1 / Gather)";
   c->kn = any_kn;
   return "";
+}
+
+// Importance for the search and the sample for the output error, from the
+// calibration statistics of the weight's matmul inputs. A weight read by
+// several matmuls (rare: a shared projection) gets the mean of their
+// E[x^2] and the first one's sample. A Gather-only table has neither.
+void AttachActivationStats(const Candidate& c, const PassContext& ctx, Plan* p) {
+  p->report.importance = "uniform";
+  if (!ctx.activations) return;
+  std::vector<double> sum(p->k, 0.0);
+  size_t found = 0;
+  for (const std::string& v : c.activations) {
+    const ActivationStat* st = ctx.activations->Find(v);
+    if (!st || static_cast<size_t>(st->dim) != p->k) continue;
+    ++found;
+    for (size_t i = 0; i < p->k; ++i) sum[i] += st->mean_sq[i];
+    if (!p->sample && st->sample_rows > 0) p->sample = st;
+    if (!p->hessian && p->request.gptq && !st->gram.empty()) p->hessian = st;
+  }
+  if (found == 0 || !p->request.activation_importance) return;
+  double mean = 0;
+  for (double v : sum) mean += v;
+  mean /= static_cast<double>(p->k);
+  if (!(mean > 0) || !std::isfinite(mean)) return;
+  // A floor of 1e-6 of the mean keeps columns that never fired in play (the
+  // least-squares scale needs some weight on every code) without letting
+  // them matter.
+  p->importance.resize(p->k);
+  for (size_t i = 0; i < p->k; ++i) {
+    p->importance[i] = static_cast<float>((sum[i] + 1e-6 * mean) / static_cast<double>(found));
+  }
+  p->report.importance = "activations";
 }
 
 Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const WeightRequestFn& request,
@@ -404,6 +449,8 @@ Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const Weight
   r.symmetric = p.actual.symmetric;
   r.layout = layout.Name();
   r.bytes_after = layout.PackedBytes(p.n, p.k);
+  AttachActivationStats(*c, ctx, &p);
+  r.method = p.hessian ? "gptq" : p.request.search ? "search" : "rtn";
   return p;
 }
 
@@ -431,11 +478,19 @@ Result Quantize(const Candidate& c, const Plan& p) {
   qo.search = p.request.search;
   qo.clip_steps = p.request.clip_steps;
   qo.refine_iters = p.request.refine_iters;
+  qo.importance = p.importance.empty() ? nullptr : p.importance.data();
+  qo.importance_row_stride = 0;  // one K-vector for every row
+  qo.hessian = p.hessian ? p.hessian->gram.data() : nullptr;
+  qo.gptq_damp = p.request.gptq_damp;
   auto q = QuantizeMatrix(w.data(), p.n, p.k, qo);
   if (!q.ok()) {
     res.failure = q.status().message();
   } else {
     res.error = q->error;
+    if (p.sample) {
+      res.output_error = MeasureOutputError(w.data(), *q, p.sample->sample.data(),
+                                            static_cast<size_t>(p.sample->sample_rows));
+    }
     auto blob = PackQuantized(*q, RowLayout(p.actual));
     if (!blob.ok()) {
       res.failure = blob.status().message();
@@ -505,6 +560,43 @@ Node MakeQuantNode(const Node& old, const Candidate& c, const Plan& p, UseKind k
 
 }  // namespace
 
+PassInfo WithSearchOptions(PassInfo info, const std::string& unit) {
+  std::vector<OptionSpec> search = {
+      BoolOption("search", true,
+                 StrCat("search the clip ratio and refine each ", unit,
+                        "'s scale by least squares; false = plain max-abs round-to-nearest (the "
+                        "baseline)"),
+                 true),
+      IntOption("clip_steps", 32, 0, 512, "search grid: clip ratios 1.0 down to 0.5 in clip_steps steps"),
+      IntOption("refine_iters", 4, 0, 64, StrCat("least-squares scale refinements per ", unit)),
+      EnumOption("importance", "activations", {"activations", "uniform"},
+                 "what weights the search's squared error: activations = E[x_k^2] of the weight's "
+                 "input on the compile --calib data (uniform without --calib); uniform = every "
+                 "element alike",
+                 true),
+      BoolOption("gptq", false,
+                 "GPTQ: quantize input columns in order and compensate each column's rounding "
+                 "error in the columns not yet quantized, through the inverse Hessian E[x x^T] of "
+                 "the weight's input (needs compile --calib; embedding tables, which have no "
+                 "matmul input, use the search alone)",
+                 true),
+      FloatOption("gptq_damp", 0.01, 1e-6, 10.0,
+                  "GPTQ damping: this fraction of the Hessian's mean diagonal is added to its "
+                  "diagonal (raise it if a Hessian is reported not positive definite)",
+                  true),
+  };
+  info.options.insert(info.options.end(), search.begin(), search.end());
+  return info;
+}
+
+bool WeightPassNeedsHessians(const PassContext& ctx) {
+  if (ctx.options.GetBool("gptq")) return true;
+  for (const auto& ov : ctx.overrides) {
+    if (ov.options.GetBool("gptq")) return true;
+  }
+  return false;
+}
+
 std::string WeightScheme::Name() const {
   switch (kind) {
     case Kind::kKeep: return "keep";
@@ -535,6 +627,15 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   std::vector<Plan> plans;
   plans.reserve(cands.size());
   for (auto& c : cands) plans.push_back(MakePlan(graph, &c, ctx, request, producers, consumers));
+
+  if (!ctx.activations) {
+    for (const Plan& p : plans) {
+      if (p.quantize && p.request.search && p.request.activation_importance) {
+        ctx.Log("no calibration data (compile --calib): the scale search weights every element alike");
+        break;
+      }
+    }
+  }
 
   PassReport report;
   report.pass = ctx.pass_name;
@@ -567,6 +668,10 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
       p.report.error_measured = true;
       p.report.rel_mse = res.error.sum_sq > 0 ? res.error.sq_error / res.error.sum_sq : 0.0;
       p.report.max_abs_error = res.error.max_abs_error;
+      if (res.output_error) {
+        p.report.output_error_measured = true;
+        p.report.output_rel_error = *res.output_error;
+      }
     }
   }
 

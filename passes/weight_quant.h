@@ -49,6 +49,11 @@ struct WeightRequest {
   bool search = true;  // scale search (false: plain max-abs round to nearest)
   int clip_steps = 32;
   int refine_iters = 4;
+  // Weight the search's squared error by E[x_k^2] of the weight's input when
+  // calibration statistics exist (PassContext::activations).
+  bool activation_importance = true;
+  bool gptq = false;        // GPTQ error compensation (needs calibration Hessians)
+  double gptq_damp = 0.01;  // relative damping of the Hessian's diagonal
 };
 
 // role: "linear", "classifier", "embedding", "tied-embedding"; options: the
@@ -69,8 +74,20 @@ WeightRequest RequestForRole(const std::string& role, const Options& o, ToScheme
   r.search = o.GetBool("search");
   r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
   r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
+  r.activation_importance = o.GetString("importance") == "activations";
+  r.gptq = o.GetBool("gptq");
+  r.gptq_damp = o.GetFloat("gptq_damp");
   return r;
 }
+
+// `info` with the options RequestForRole reads besides the role schemes
+// (search, clip_steps, refine_iters, importance) appended: declared once for
+// both passes; `unit` is "group" or "row" (what one scale covers).
+PassInfo WithSearchOptions(PassInfo info, const std::string& unit);
+
+// Pass::NeedsHessians for the weight passes: `gptq` set in the options or
+// in any override.
+bool WeightPassNeedsHessians(const PassContext& ctx);
 
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request);

@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <dirent.h>
 
+#include <optional>
+
 #include "calib_data/token_dataset.h"
+#include "libcompress/eval/calibration.h"
 #include "libcompress/common/sha256.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/packed_format.h"
@@ -22,6 +25,7 @@ namespace {
 struct CompileOptions {
   std::string model, out, preset, recipe, calib, target = "generic", report, json;
   int threads = 1;
+  size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256;
   bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
@@ -90,11 +94,15 @@ int RunCompile(const CompileOptions& opt) {
   }
   auto target = FindTarget(opt.target);
   if (!target.ok()) return ReportError(target.status());
-  std::string calib_hash;
+  std::optional<TokenDataset> calib;
   if (!opt.calib.empty()) {
-    auto calib = ReadTokenDataset(opt.calib);
-    if (!calib.ok()) return ReportError(calib.status());
-    calib_hash = calib->sha256;
+    auto data = ReadTokenDataset(opt.calib);
+    if (!data.ok()) return ReportError(data.status());
+    if (opt.calib_skip >= data->sequences.size()) {
+      return ReportError(InvalidInput(opt.calib, ": has ", data->sequences.size(),
+                                      " sequences; --calib-skip ", opt.calib_skip, " leaves none"));
+    }
+    calib = std::move(*data);
   }
   PipelineOptions popt;
   popt.strict = opt.strict;
@@ -117,13 +125,43 @@ int RunCompile(const CompileOptions& opt) {
   };
   auto manager = PassManager::Create(recipe, popt);
   if (!manager.ok()) return ReportError(manager.status());
+  if (manager->NeedsHessians() && !calib && !opt.dry_run) {
+    return ReportError(InvalidInput("the recipe asks for GPTQ, which needs calibration data: add --calib DATA"));
+  }
 
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
   auto source_hash = SourceHash(opt.model);
   if (!source_hash.ok()) return ReportError(source_hash.status());
 
-  auto report = manager->Run(model->graph);
+  // Calibration statistics come from the source model, before any pass.
+  std::optional<ActivationStats> activations;
+  double calib_seconds = 0;
+  if (calib && opt.dry_run) log("compile: dry run: calibration skipped (the plan does not depend on it)");
+  if (calib && !opt.dry_run) {
+    const auto tc = Clock::now();
+    CalibrationOptions copt;
+    copt.first_sequence = opt.calib_skip;
+    copt.max_sequences = opt.calib_sequences;
+    copt.max_sample_rows = opt.calib_sample_rows;
+    copt.gram = manager->NeedsHessians();
+    const size_t available = calib->sequences.size() - opt.calib_skip;
+    Progress calib_bar("compile: calibration",
+                       opt.calib_sequences == 0 ? available : std::min(available, opt.calib_sequences),
+                       opt.quiet);
+    auto stats = CollectActivationStats(*model, *calib, opt.calib, copt,
+                                        [&](size_t done, size_t) { calib_bar.Update(done); });
+    calib_bar.Finish();
+    if (!stats.ok()) return ReportError(stats.status());
+    activations = std::move(*stats);
+    calib_seconds = std::chrono::duration<double>(Clock::now() - tc).count();
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.1f s", calib_seconds);
+    log(StrCat("compile: calibration on ", activations->source, ": ", activations->tokens, " tokens, ",
+               activations->values.size(), " matmul inputs, ", secs));
+  }
+
+  auto report = manager->Run(model->graph, activations ? &*activations : nullptr);
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
 
@@ -132,10 +170,18 @@ int RunCompile(const CompileOptions& opt) {
                             {"source_model", opt.model}, {"source_sha256", *source_hash},
                             {"recipe", nlohmann::json::parse(RecipeToJson(manager->recipe()))},
                             {"target", target->name}};
-  if (!calib_hash.empty()) provenance["calib_sha256"] = calib_hash;
+  if (calib) {
+    provenance["calib_sha256"] = calib->sha256;
+    if (activations) provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", activations->sequences}};
+  }
 
   nlohmann::json j = nlohmann::json::parse(PipelineReportToJson(*report));
   j["provenance"] = provenance;
+  if (activations) {
+    j["calibration"] = {{"data", opt.calib}, {"sequences", activations->sequences},
+                        {"tokens", activations->tokens}, {"values", activations->values.size()},
+                        {"sample_rows", opt.calib_sample_rows}, {"seconds", calib_seconds}};
+  }
   const double budget = target->budget_gbps();
   j["plan"] = {{"weight_bytes", stats.weight_bytes},
                {"bytes_per_token_estimate", stats.weight_bytes_per_token},
@@ -196,7 +242,16 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("-o,--output", opt->out, "Packed output file");
   sub->add_option("--preset", opt->preset, "Built-in recipe (default int4 when no --recipe)");
   sub->add_option("--recipe", opt->recipe, "Recipe JSON (wins over --preset where they overlap)");
-  sub->add_option("--calib", opt->calib, "Calibration token dataset (its hash is recorded)");
+  sub->add_option("--calib", opt->calib,
+                  "Calibration token dataset: activation statistics weight the scale search and the\n"
+                  "report gains each tensor's output error (its hash is recorded)");
+  sub->add_option("--calib-skip", opt->calib_skip, "Skip the first N calibration sequences (hold them out)")
+      ->capture_default_str();
+  sub->add_option("--calib-sequences", opt->calib_sequences, "Use at most N calibration sequences (0 = all)")
+      ->capture_default_str();
+  sub->add_option("--calib-sample-rows", opt->calib_sample_rows,
+                  "Activation rows kept per matmul input for the output-error figures")
+      ->capture_default_str();
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
 #include "libcompress/ir/dtype.h"
 
 namespace slim {
@@ -243,6 +246,92 @@ QuantizedMatrix EmptyMatrix(const QuantScheme& scheme, size_t rows, size_t cols)
   return q;
 }
 
+// GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
+// Generative Pre-trained Transformers", Algorithm 1). Minimises the layer's
+// output error sum_x ||(W - W')x||^2 = tr(D H D^T) rather than the weight
+// error: columns are quantized in order and each column's rounding error is
+// spread over the columns not yet quantized through the upper Cholesky
+// factor U of H^-1 (H^-1 = U^T U):
+//   e = (w_i - w'_i) / U_ii;   w_j -= e * U_ij  for j > i.
+// Lazy batches of kBlock columns: inside a block the update touches only the
+// block; at its end one matrix product updates the rest. A group's scale is
+// chosen (by the same search as without GPTQ, on the weights as updated so
+// far) when its first column is reached, so blocks hold whole groups (int8's
+// one group per row is fitted at column 0). Columns whose input never fired
+// (H_ii = 0) are zeroed, as in the reference implementation.
+// One matrix is processed by one thread: Eigen's products then give the same
+// bytes whatever the caller's thread count.
+Status QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, QuantizedMatrix* q) {
+  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+  using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const size_t rows = q->rows, cols = q->cols, g = q->group_size;
+  const auto K = static_cast<Eigen::Index>(cols);
+  MatF W = Eigen::Map<const MatF>(w, static_cast<Eigen::Index>(rows), K);
+  MatD H = Eigen::Map<const MatD>(opt.hessian, K, K);  // symmetric: storage order does not matter
+  double mean_diag = 0;
+  for (Eigen::Index i = 0; i < K; ++i) {
+    SLIM_CHECK_INPUT(std::isfinite(H(i, i)) && H(i, i) >= 0, "Hessian diagonal at column ", i, " is ",
+                     H(i, i), " (must be finite and >= 0)");
+    if (H(i, i) == 0) {
+      H(i, i) = 1;
+      W.col(i).setZero();
+    }
+    mean_diag += H(i, i);
+  }
+  mean_diag /= static_cast<double>(K);
+  H.diagonal().array() += opt.gptq_damp * mean_diag;
+  Eigen::LLT<MatD> llt(H);
+  SLIM_CHECK_INPUT(llt.info() == Eigen::Success,
+                   "GPTQ: the damped Hessian is not positive definite (raise the damping, now ",
+                   opt.gptq_damp, ")");
+  const MatD hinv = llt.solve(MatD::Identity(K, K));
+  Eigen::LLT<MatD> llt_inv(hinv);
+  SLIM_CHECK_INPUT(llt_inv.info() == Eigen::Success, "GPTQ: the inverse Hessian is not positive definite");
+  const MatF U = MatD(llt_inv.matrixU()).cast<float>();
+
+  // Blocks hold whole groups: a multiple of the group size, or every column
+  // for int8 (one group per row).
+  constexpr size_t kBlock = 128;
+  const size_t block = g >= cols ? cols : std::max(kBlock / g, size_t{1}) * g;
+  std::vector<int8_t> scratch(g);
+  MatF err(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(block));
+  for (size_t i1 = 0; i1 < cols; i1 += block) {
+    const size_t i2 = std::min(i1 + block, cols);
+    for (size_t i = i1; i < i2; ++i) {
+      const auto ii = static_cast<Eigen::Index>(i);
+      if (i % g == 0) {
+        const size_t n = std::min(g, cols - i);
+        for (size_t r = 0; r < rows; ++r) {
+          const size_t idx = r * q->groups_per_row + i / g;
+          const float* a = opt.importance ? opt.importance + r * opt.importance_row_stride + i : nullptr;
+          QuantizeGroup(&W(static_cast<Eigen::Index>(r), ii), a, n, opt, cr, scratch.data(), &q->scales[idx],
+                        q->zeros.empty() ? nullptr : &q->zeros[idx]);
+        }
+      }
+      const float d = U(ii, ii);
+      for (size_t r = 0; r < rows; ++r) {
+        const auto rr = static_cast<Eigen::Index>(r);
+        const size_t idx = r * q->groups_per_row + i / g;
+        const float scale = q->scales[idx];
+        const int zero = q->zeros.empty() ? 0 : q->zeros[idx];
+        const int code = scale > 0.0f ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
+        q->codes[r * cols + i] = static_cast<int8_t>(code);
+        const float e = (W(rr, ii) - scale * static_cast<float>(code - zero)) / d;
+        err(rr, static_cast<Eigen::Index>(i - i1)) = e;
+        for (size_t j = i + 1; j < i2; ++j) {
+          W(rr, static_cast<Eigen::Index>(j)) -= e * U(ii, static_cast<Eigen::Index>(j));
+        }
+      }
+    }
+    if (i2 < cols) {
+      const auto b0 = static_cast<Eigen::Index>(i1), bn = static_cast<Eigen::Index>(i2 - i1);
+      const auto rest = static_cast<Eigen::Index>(cols - i2);
+      W.rightCols(rest).noalias() -= err.leftCols(bn) * U.block(b0, static_cast<Eigen::Index>(i2), bn, rest);
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateQuantScheme(const QuantScheme& s) {
@@ -290,6 +379,11 @@ Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t col
     }
   }
   QuantizedMatrix q = EmptyMatrix(opt.scheme, rows, cols);
+  if (opt.hessian) {
+    SLIM_RETURN_IF_ERROR(QuantizeGptq(w, opt, cr, &q));
+    q.error = MeasureQuantError(w, q, opt.importance, opt.importance_row_stride);
+    return q;
+  }
   const size_t g = q.group_size;
   for (size_t r = 0; r < rows; ++r) {
     const float* a_row =
@@ -335,6 +429,20 @@ QuantErrorStats MeasureQuantError(const float* w, const QuantizedMatrix& q,
     }
   }
   return st;
+}
+
+double MeasureOutputError(const float* w, const QuantizedMatrix& q, const float* x, size_t m) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto rows = static_cast<Eigen::Index>(q.rows), cols = static_cast<Eigen::Index>(q.cols);
+  Eigen::Map<const Mat> wm(w, rows, cols);
+  Eigen::Map<const Mat> xm(x, static_cast<Eigen::Index>(m), cols);
+  Mat d(rows, cols);
+  DequantizeMatrix(q, d.data());
+  d = wm - d;
+  const Mat y = xm * wm.transpose();
+  const Mat e = xm * d.transpose();
+  const double den = y.cast<double>().squaredNorm();
+  return den > 0 ? e.cast<double>().squaredNorm() / den : 0.0;
 }
 
 // ---------------------------------------------------------------------------

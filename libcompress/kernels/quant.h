@@ -64,6 +64,13 @@ struct QuantOptions {
   // stride cols gives every element its own weight.
   const float* importance = nullptr;
   size_t importance_row_stride = 0;
+  // GPTQ when set: H = E[x x^T] of the layer's input, cols x cols (symmetric,
+  // positive semi-definite). Columns are quantized in order with their
+  // rounding error compensated in the later columns (see QuantizeGptq in
+  // quant.cpp); each group's scale still comes from the search above, on the
+  // compensated weights. gptq_damp * mean(diag H) is added to the diagonal.
+  const double* hessian = nullptr;
+  double gptq_damp = 0.01;
 };
 
 // Reconstruction error of one matrix against the FP32 weights it came from.
@@ -108,6 +115,13 @@ void DequantizeMatrix(const QuantizedMatrix& q, float* out);
 QuantErrorStats MeasureQuantError(const float* w, const QuantizedMatrix& q,
                                   const float* importance = nullptr,
                                   size_t importance_row_stride = 0);
+
+// Output error of q on activation rows x [m, cols] (row-major): the relative
+// squared error the layer's output sees,
+//   sum_i ||(W - W') x_i||^2 / sum_i ||W x_i||^2,
+// 0 when W x is 0 everywhere. FP32 matrix products (Eigen), accumulated in
+// double; O(m * rows * cols).
+double MeasureOutputError(const float* w, const QuantizedMatrix& q, const float* x, size_t m);
 
 // ---------------------------------------------------------------------------
 // Packed layouts. docs/LAYOUTS.md is the full specification; the structs below

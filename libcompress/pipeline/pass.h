@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "libcompress/common/status.h"
+#include "libcompress/pipeline/activation_stats.h"
 #include "libcompress/ir/graph.h"
 #include "libcompress/pipeline/target_profile.h"
 
@@ -69,6 +70,18 @@ inline OptionSpec IntOption(std::string key, int64_t def, double min, double max
   OptionSpec s;
   s.key = std::move(key);
   s.type = OptionType::kInt;
+  s.default_value = def;
+  s.min = min;
+  s.max = max;
+  s.help = std::move(help);
+  s.per_tensor = per_tensor;
+  return s;
+}
+inline OptionSpec FloatOption(std::string key, double def, double min, double max, std::string help,
+                              bool per_tensor = false) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kFloat;
   s.default_value = def;
   s.min = min;
   s.max = max;
@@ -187,6 +200,9 @@ struct PassContext {
   bool dry_run = false;  // plan and report, do not quantize or rewrite
   int threads = 1;
   const TargetProfile* target = nullptr;  // nullptr: generic
+  // Statistics of calibration data gathered on the source graph (compile
+  // --calib); nullptr without calibration data.
+  const ActivationStats* activations = nullptr;
   ProgressFn progress;  // may be empty; called from one thread at a time
   LogFn log;            // may be empty
 
@@ -230,6 +246,17 @@ struct TensorReport {
   bool error_measured = false;           // false when kept or in a dry run
   double rel_mse = 0;                    // sum (w - w')^2 / sum w^2
   double max_abs_error = 0;
+  // What the quantizer's squared error was weighted by: "activations"
+  // (E[x_k^2] of the weight's input on calibration data) or "uniform".
+  std::string importance;
+  // sum ||(W - W')x||^2 / sum ||W x||^2 over the calibration sample of the
+  // weight's input: the error the layer's output sees. False without
+  // calibration data, for Gather-only tables and in a dry run.
+  bool output_error_measured = false;
+  double output_rel_error = 0;
+  // How codes were chosen: "rtn" (max-abs round to nearest), "search" (scale
+  // search), "gptq" (search + GPTQ error compensation); "" when kept.
+  std::string method;
   bool fallback = false;   // actual != requested for a reason in `reason`
   std::string reason;      // why it fell back, was kept or excluded ("" if quantized as asked)
   double seconds = 0;
@@ -272,6 +299,9 @@ class Pass {
   // Checks every precondition, then rewrites `graph`. On error the graph is
   // unchanged.
   virtual Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const = 0;
+  // True when the pass, with these options and overrides, needs the
+  // activations' E[x x^T] (ActivationStat::gram) from calibration data.
+  virtual bool NeedsHessians(const PassContext& /*ctx*/) const { return false; }
 };
 
 }  // namespace slim

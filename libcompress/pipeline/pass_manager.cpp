@@ -145,7 +145,14 @@ Expected<PassManager> PassManager::Create(const Recipe& recipe, PipelineOptions 
   return pm;
 }
 
-Expected<PipelineReport> PassManager::Run(Graph& graph) const {
+bool PassManager::NeedsHessians() const {
+  for (const Step& step : steps_) {
+    if (step.pass->NeedsHessians(step.ctx)) return true;
+  }
+  return false;
+}
+
+Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* activations) const {
   const auto t0 = std::chrono::steady_clock::now();
   PipelineReport report;
   report.recipe_json = RecipeToJson(recipe_);
@@ -161,12 +168,24 @@ Expected<PipelineReport> PassManager::Run(Graph& graph) const {
     log("input holds quantized weights (allowed): they are kept, float weights are quantized");
   }
 
+  if (!options_.dry_run) {
+    bool have_gram = false;
+    if (activations) {
+      for (const auto& [name, st] : activations->values) have_gram |= !st.gram.empty();
+    }
+    for (const Step& step : steps_) {
+      SLIM_CHECK_INPUT(have_gram || !step.pass->NeedsHessians(step.ctx), "pass ", step.ctx.pass_name,
+                       ": GPTQ needs calibration data with Hessians (compile --calib DATA)");
+    }
+  }
+
   report.before = ComputeWeightStats(graph);
   Graph work = graph;
   int64_t planned_delta = 0;  // dry run: bytes the plans would save
   for (const Step& step : steps_) {
     PassContext ctx = step.ctx;
     ctx.target = options_.target ? &*options_.target : nullptr;
+    ctx.activations = activations;
     ctx.log = [&](const std::string& line) { log(ctx.pass_name + ": " + line); };
     auto r = step.pass->Run(work, ctx);
     if (!r.ok()) return r.status();
@@ -251,6 +270,13 @@ std::string PipelineReportToJson(const PipelineReport& r) {
         tj["weight_rel_mse"] = nullptr;
         tj["weight_max_abs_error"] = nullptr;
       }
+      tj["method"] = t.method;
+      tj["importance"] = t.importance;
+      if (t.output_error_measured) {
+        tj["output_rel_error"] = t.output_rel_error;
+      } else {
+        tj["output_rel_error"] = nullptr;
+      }
       tj["fallback"] = t.fallback;
       tj["reason"] = t.reason;
       tj["seconds"] = t.seconds;
@@ -269,18 +295,19 @@ std::string FormatReportTable(const PipelineReport& r) {
   char line[512];
   for (const PassReport& p : r.passes) {
     out += StrCat(p.pass, " (", p.tensors.size(), " weights)\n");
-    std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10s %10s %6s %10s  %s\n", "tensor",
-                  "role", "requested", "layout", "bytes", "after", "bpw", "rel_mse", "note");
+    std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10s %10s %6s %10s %10s  %s\n", "tensor",
+                  "role", "requested", "layout", "bytes", "after", "bpw", "rel_mse", "out_err", "note");
     out += line;
     for (const TensorReport& t : p.tensors) {
-      char err[32] = "-";
+      char err[32] = "-", out_err[32] = "-";
       if (t.error_measured) std::snprintf(err, sizeof err, "%.3g", t.rel_mse);
+      if (t.output_error_measured) std::snprintf(out_err, sizeof out_err, "%.3g", t.output_rel_error);
       std::string note = t.reason;
       if (t.fallback) note = "FALLBACK to " + t.actual + ": " + note;
-      std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10llu %10llu %6.2f %10s  %s\n",
+      std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10llu %10llu %6.2f %10s %10s  %s\n",
                     t.name.c_str(), t.role.c_str(), t.requested.c_str(), t.layout.c_str(),
                     static_cast<unsigned long long>(t.bytes_before),
-                    static_cast<unsigned long long>(t.bytes_after), t.BitsPerWeight(), err,
+                    static_cast<unsigned long long>(t.bytes_after), t.BitsPerWeight(), err, out_err,
                     note.c_str());
       out += line;
     }

@@ -70,8 +70,12 @@ std::string FormatReportTable(const PipelineReport& report);
 class PassManager {
  public:
   static Expected<PassManager> Create(const Recipe& recipe, PipelineOptions options);
-  Expected<PipelineReport> Run(Graph& graph) const;
+  // `activations`: calibration statistics gathered on `graph` (may be null).
+  Expected<PipelineReport> Run(Graph& graph, const ActivationStats* activations = nullptr) const;
   const Recipe& recipe() const { return recipe_; }
+  // Some pass needs ActivationStat::gram (GPTQ): collect it with the
+  // statistics; Run refuses to start without it (dry runs excepted).
+  bool NeedsHessians() const;
 
  private:
   PassManager() = default;

@@ -377,6 +377,138 @@ TEST_CASE("importance weights steer the search", "[quant]") {
   CHECK(qf->scales == qw->scales);
 }
 
+// Activations with correlated features, as a transformer's hidden states
+// have: x = z * M with z Gaussian and M a random mixing matrix. Returns the
+// rows [m, k] and H = X^T X / m (double, row-major).
+void CorrelatedActivations(size_t m, size_t k, uint32_t seed, std::vector<float>* x, std::vector<double>* h) {
+  const auto z = Gaussian(m * k, seed, 1.0f);
+  const auto mix = Gaussian(k * k, seed + 1, 1.0f);
+  x->assign(m * k, 0.0f);
+  for (size_t r = 0; r < m; ++r) {
+    for (size_t j = 0; j < k; ++j) {
+      // Each feature mixes a few neighbours strongly: a banded correlation.
+      float acc = z[r * k + j];
+      for (size_t t = 1; t <= 4 && j + t < k; ++t) acc += 0.8f * mix[j * k + t] * z[r * k + j + t];
+      (*x)[r * k + j] = acc;
+    }
+  }
+  h->assign(k * k, 0.0);
+  for (size_t r = 0; r < m; ++r) {
+    for (size_t i = 0; i < k; ++i) {
+      for (size_t j = 0; j < k; ++j) (*h)[i * k + j] += static_cast<double>((*x)[r * k + i]) * (*x)[r * k + j];
+    }
+  }
+  for (double& v : *h) v /= static_cast<double>(m);
+}
+
+TEST_CASE("MeasureOutputError matches a direct double-precision sum", "[quant]") {
+  const size_t n = 24, k = 80, m = 40;
+  const auto w = Gaussian(n * k, 5);
+  std::vector<float> x;
+  std::vector<double> h;
+  CorrelatedActivations(m, k, 6, &x, &h);
+  auto q = QuantizeMatrix(w.data(), n, k, Options(4, 32, true, false));
+  REQUIRE(q.ok());
+  std::vector<float> d(n * k);
+  DequantizeMatrix(*q, d.data());
+  double num = 0, den = 0;
+  for (size_t r = 0; r < m; ++r) {
+    for (size_t o = 0; o < n; ++o) {
+      double y = 0, e = 0;
+      for (size_t i = 0; i < k; ++i) {
+        y += static_cast<double>(w[o * k + i]) * x[r * k + i];
+        e += (static_cast<double>(w[o * k + i]) - d[o * k + i]) * x[r * k + i];
+      }
+      num += e * e;
+      den += y * y;
+    }
+  }
+  // FP32 products (Eigen) against double sums: 1e-4 relative.
+  CHECK(MeasureOutputError(w.data(), *q, x.data(), m) == Approx(num / den).epsilon(1e-4));
+  const std::vector<float> zeros(m * k, 0.0f);
+  CHECK(MeasureOutputError(w.data(), *q, zeros.data(), m) == 0.0);
+}
+
+TEST_CASE("GPTQ with a diagonal Hessian is the search itself", "[quant][gptq]") {
+  // With H diagonal, U (chol of H^-1) is diagonal: no error is propagated,
+  // so the codes and scales must be exactly the search's.
+  const size_t n = 12, k = 172;  // K not a multiple of any group
+  const auto w = HeavyTailed(n * k, 17);
+  std::vector<double> h(k * k, 0.0);
+  std::vector<float> imp(k);
+  for (size_t i = 0; i < k; ++i) imp[i] = static_cast<float>(h[i * k + i] = 0.5 + static_cast<double>(i % 7));
+  for (const QuantScheme& scheme : AllSchemes()) {
+    INFO("bits " << scheme.bits << " group " << scheme.group_size << " sym " << scheme.symmetric);
+    QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
+                                  scheme.symmetric, true);
+    search.importance = imp.data();
+    QuantOptions gptq = search;
+    gptq.hessian = h.data();
+    auto a = QuantizeMatrix(w.data(), n, k, search);
+    auto b = QuantizeMatrix(w.data(), n, k, gptq);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->codes == b->codes);
+    CHECK(a->scales == b->scales);
+    CHECK(a->zeros == b->zeros);
+  }
+}
+
+TEST_CASE("GPTQ lowers the output error on correlated activations", "[quant][gptq]") {
+  const size_t n = 32, k = 256, m = 512;
+  const auto w = Gaussian(n * k, 21);
+  std::vector<float> x;
+  std::vector<double> h;
+  CorrelatedActivations(m, k, 22, &x, &h);
+  std::vector<float> imp(k);
+  for (size_t i = 0; i < k; ++i) imp[i] = static_cast<float>(h[i * k + i]);
+  for (const QuantScheme& scheme : {QuantScheme{4, 32, true}, QuantScheme{4, 32, false},
+                                    QuantScheme{4, 128, true}, QuantScheme{8, 0, true}}) {
+    QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
+                                  scheme.symmetric, true);
+    search.importance = imp.data();
+    QuantOptions gptq = search;
+    gptq.hessian = h.data();
+    auto a = QuantizeMatrix(w.data(), n, k, search);
+    auto b = QuantizeMatrix(w.data(), n, k, gptq);
+    auto b2 = QuantizeMatrix(w.data(), n, k, gptq);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    REQUIRE(b2.ok());
+    CHECK(b->codes == b2->codes);  // deterministic
+    const double ea = MeasureOutputError(w.data(), *a, x.data(), m);
+    const double eb = MeasureOutputError(w.data(), *b, x.data(), m);
+    WARN("bits " << scheme.bits << " g" << scheme.group_size << (scheme.symmetric ? " sym" : " asym")
+                 << ": output error search " << ea << ", GPTQ " << eb << " (" << eb / ea << "x)");
+    CHECK(eb < 0.8 * ea);
+    // ...while the weight error grows: GPTQ trades it for the output's.
+    CHECK(b->error.sq_error > a->error.sq_error);
+  }
+}
+
+TEST_CASE("GPTQ refuses a bad Hessian", "[quant][gptq]") {
+  const size_t n = 4, k = 32;
+  const auto w = Gaussian(n * k, 3);
+  std::vector<double> h(k * k, 0.0);
+  for (size_t i = 0; i < k; ++i) h[i * k + i] = 1.0;
+  h[5 * k + 5] = -1.0;
+  QuantOptions o = Options(4, 32, true, true);
+  o.hessian = h.data();
+  auto q = QuantizeMatrix(w.data(), n, k, o);
+  REQUIRE_FALSE(q.ok());
+  CHECK_THAT(q.status().message(), Catch::Contains("column 5"));
+  // Indefinite off the diagonal: not positive definite after damping.
+  for (size_t i = 0; i < k; ++i) h[i * k + i] = 1.0;
+  h[0 * k + 1] = h[1 * k + 0] = 3.0;
+  CHECK_THAT(QuantizeMatrix(w.data(), n, k, o).status().message(), Catch::Contains("not positive definite"));
+  // A column whose input never fires (H_ii = 0) is zeroed, not an error.
+  h[0 * k + 1] = h[1 * k + 0] = 0.0;
+  h[7 * k + 7] = 0.0;
+  auto z = QuantizeMatrix(w.data(), n, k, o);
+  REQUIRE(z.ok());
+  for (size_t r = 0; r < n; ++r) CHECK(z->codes[r * k + 7] == 0);
+}
+
 TEST_CASE("quantizer edge cases and bad input", "[quant]") {
   SECTION("an all-zero row quantizes to zeros with scale 0") {
     std::vector<float> w(2 * 40, 0.0f);

@@ -137,9 +137,10 @@ const TensorReport* Row(const PipelineReport& r, const std::string& name) {
   return nullptr;
 }
 
-Expected<PipelineReport> RunRecipe(Graph& g, const Recipe& recipe, PipelineOptions opts = {}) {
+Expected<PipelineReport> RunRecipe(Graph& g, const Recipe& recipe, PipelineOptions opts = {},
+                                   const ActivationStats* activations = nullptr) {
   SLIM_ASSIGN_OR_RETURN(PassManager pm, PassManager::Create(recipe, std::move(opts)));
-  return pm.Run(g);
+  return pm.Run(g, activations);
 }
 
 Expected<PipelineReport> RunPreset(Graph& g, const std::string& preset, PipelineOptions opts = {}) {
@@ -173,7 +174,115 @@ std::string Fingerprint(const Graph& g) {
   return s;
 }
 
+// Calibration statistics for TinyGraph's matmul inputs, as the collector
+// (eval/calibration.h) would produce them, from synthetic activations whose
+// features are correlated (x_j mixes in its neighbour) so GPTQ has
+// something to exploit.
+ActivationStats TinyStats(bool gram) {
+  ActivationStats st;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const size_t rows = 200;
+  for (const auto& [name, k] : std::vector<std::pair<std::string, size_t>>{
+           {"x", 64}, {"a", 48}, {"b", 64}, {"c", 16}, {"d", 64}}) {
+    ActivationStat a;
+    a.dim = static_cast<int64_t>(k);
+    a.rows = static_cast<int64_t>(rows);
+    a.sample_rows = static_cast<int64_t>(rows);
+    a.sample.resize(rows * k);
+    for (size_t r = 0; r < rows; ++r) {
+      float prev = 0.0f;
+      for (size_t j = 0; j < k; ++j) {
+        prev = 0.9f * prev + dist(rng) * (j % 8 == 0 ? 4.0f : 1.0f);  // a few loud features
+        a.sample[r * k + j] = prev;
+      }
+    }
+    a.mean_sq.assign(k, 0.0);
+    if (gram) a.gram.assign(k * k, 0.0);
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t i = 0; i < k; ++i) {
+        const double xi = a.sample[r * k + i];
+        a.mean_sq[i] += xi * xi / rows;
+        for (size_t j = 0; gram && j < k; ++j) a.gram[i * k + j] += xi * a.sample[r * k + j] / rows;
+      }
+    }
+    st.values[name] = std::move(a);
+  }
+  st.sequences = 1;
+  st.tokens = static_cast<int64_t>(rows);
+  return st;
+}
+
 }  // namespace
+
+TEST_CASE("calibration statistics: importance, output error per tensor, GPTQ", "[passes][calib]") {
+  const Recipe search = ParseOrDie(R"({"passes": [{"pass": "quantize_int4"}]})");
+  const Recipe gptq = ParseOrDie(R"({"passes": [{"pass": "quantize_int4", "options": {"gptq": true}}]})");
+  const ActivationStats with_gram = TinyStats(true);
+
+  // Without statistics: uniform importance, no output error.
+  Graph plain = TinyGraph(false);
+  auto r0 = RunRecipe(plain, search);
+  REQUIRE(r0.ok());
+  CHECK(Row(*r0, "w_init")->importance == "uniform");
+  CHECK_FALSE(Row(*r0, "w_init")->output_error_measured);
+  CHECK(Row(*r0, "w_init")->method == "search");
+
+  Graph g1 = TinyGraph(false);
+  auto r1 = RunRecipe(g1, search, {}, &with_gram);
+  REQUIRE(r1.ok());
+  Graph g2 = TinyGraph(false);
+  auto r2 = RunRecipe(g2, gptq, {}, &with_gram);
+  INFO(r2.status().message());
+  REQUIRE(r2.ok());
+  double out_search = 0, out_gptq = 0;
+  for (const char* name : {"w_init", "w_const", "w_fp16", "w_tiny", "w_head"}) {
+    INFO(name);
+    const TensorReport* a = Row(*r1, name);
+    const TensorReport* b = Row(*r2, name);
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    CHECK(a->importance == "activations");
+    CHECK(a->method == "search");
+    CHECK(b->method == "gptq");
+    REQUIRE(a->output_error_measured);
+    REQUIRE(b->output_error_measured);
+    CHECK(a->output_rel_error > 0.0);
+    CHECK(a->output_rel_error < 0.05);
+    out_search += a->output_rel_error;
+    out_gptq += b->output_rel_error;
+  }
+  WARN("sum of output errors: search " << out_search << ", GPTQ " << out_gptq);
+  CHECK(out_gptq < 0.8 * out_search);
+  // The Gather-only table has no matmul input: no importance, no output error.
+  CHECK(Row(*r1, "emb")->importance == "uniform");
+  CHECK_FALSE(Row(*r1, "emb")->output_error_measured);
+  CHECK(Row(*r2, "emb")->method == "search");
+  // The importance changes the chosen codes.
+  CHECK(Fingerprint(g1) != Fingerprint(plain));
+
+  // GPTQ without Hessians is refused before any pass runs.
+  Graph g3 = TinyGraph(false);
+  const std::string before = Fingerprint(g3);
+  const ActivationStats no_gram = TinyStats(false);
+  for (const ActivationStats* st : {static_cast<const ActivationStats*>(nullptr), &no_gram}) {
+    auto r3 = RunRecipe(g3, gptq, {}, st);
+    REQUIRE_FALSE(r3.ok());
+    CHECK_THAT(r3.status().message(), Catch::Contains("GPTQ needs calibration data"));
+    CHECK(Fingerprint(g3) == before);
+  }
+  // ...unless it is a dry run, which plans without quantizing.
+  PipelineOptions dry;
+  dry.dry_run = true;
+  CHECK(RunRecipe(g3, gptq, dry).ok());
+
+  // GPTQ output does not depend on the thread count.
+  Graph g4 = TinyGraph(false);
+  PipelineOptions three;
+  three.threads = 3;
+  REQUIRE(RunRecipe(g4, gptq, three, &with_gram).ok());
+  CHECK(Fingerprint(g4) == Fingerprint(g2));
+}
 
 TEST_CASE("quantize_int8 rewrites every weight kind to packed int8", "[passes][int8]") {
   Graph g = TinyGraph(false);

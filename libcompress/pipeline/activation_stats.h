@@ -1,0 +1,48 @@
+// Activation statistics from calibration data: what calibration-driven
+// passes know about the inputs their weights multiply.
+//
+// Keyed by the name of the value a weight is applied to (the A input of
+// MatMul/Gemm), so statistics gathered once on the source graph stay valid
+// while passes rewrite the weights (MatMulQ keeps the A input). Two kinds:
+//   mean_sq  E[x_k^2] over every calibration row: the diagonal of the
+//            layer's Hessian X^T X / rows, i.e. how much an error in input
+//            column k of the weight moves the output. The weight passes use it
+//            as the importance of the scale search (kernels/quant.h).
+//   gram     E[x x^T] (K x K), the layer's Hessian up to a factor: what
+//            GPTQ needs. Collected only when a pass asks (K^2 doubles per
+//            input: 4096-wide inputs cost 128 MiB each).
+//   sample   a deterministic subset of rows (evenly spaced over the data), on
+//            which the output error of a quantized weight is measured.
+// Header-only so passes/ can read it without linking the collector
+// (eval/calibration.h), which needs the runtime.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace slim {
+
+struct ActivationStat {
+  int64_t dim = 0;              // K, the last dimension of the value
+  int64_t rows = 0;             // rows (tokens) accumulated into mean_sq
+  std::vector<double> mean_sq;  // K entries
+  std::vector<double> gram;     // K * K entries, or empty when not collected
+  int64_t sample_rows = 0;
+  std::vector<float> sample;    // row-major [sample_rows, K]
+};
+
+struct ActivationStats {
+  std::string source;  // "calib.json sequences 0..31"
+  int64_t sequences = 0;
+  int64_t tokens = 0;
+  std::map<std::string, ActivationStat> values;
+
+  const ActivationStat* Find(const std::string& value) const {
+    auto it = values.find(value);
+    return it == values.end() ? nullptr : &it->second;
+  }
+};
+
+}  // namespace slim
