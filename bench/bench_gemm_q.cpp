@@ -7,13 +7,11 @@
 // --benchmark_repetitions).
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "libcompress/kernels/cpu_features.h"
+#include "bench/bench_util.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
 
@@ -57,56 +55,15 @@ void RunGemv(benchmark::State& state, slim::QuantLayout layout, slim::QGemmFn fn
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  const double iters = static_cast<double>(state.iterations());
-  state.counters["weight_GB/s"] = benchmark::Counter(
-      static_cast<double>(w.size()) * iters / 1e9, benchmark::Counter::kIsRate);
+  slim_bench::SetWeightRate(state, static_cast<double>(w.size()));
   state.counters["bits/weight"] = slim::PackedBitsPerWeight(layout, kN, kK);
 }
-
-// Console output plus, at the end, the avx2/ref time ratio per layout/path.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      const std::string& name = run.run_name.function_name;  // "<kernel>/<isa>"
-      const size_t slash = name.rfind('/');
-      if (slash == std::string::npos) continue;
-      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type == Run::RT_Aggregate && !median) continue;
-      Entry& e = times_[name.substr(0, slash)][name.substr(slash + 1)];
-      if (median || !e.median) e = {run.GetAdjustedRealTime(), median};
-    }
-  }
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    for (const auto& [kernel, by_isa] : times_) {
-      auto ref = by_isa.find("ref");
-      auto avx = by_isa.find("avx2");
-      if (ref == by_isa.end() || avx == by_isa.end()) continue;
-      std::printf("%s: avx2 is %.2fx faster than ref (%s)\n", kernel.c_str(),
-                  ref->second.time / avx->second.time,
-                  ref->second.median && avx->second.median ? "medians" : "single runs");
-    }
-  }
-
- private:
-  struct Entry {
-    double time = 0;
-    bool median = false;
-  };
-  std::map<std::string, std::map<std::string, Entry>> times_;
-};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<const slim::QGemmKernels*> tables = {&slim::kQGemmKernelsRef};
-  if (slim::HostCpuFeatures().has_x86_avx2()) {
-    tables.push_back(&slim::kQGemmKernelsAvx2);
-  } else {
-    std::fprintf(stderr, "host lacks AVX2+FMA+F16C: benchmarking the reference only\n");
-  }
+  const std::vector<const slim::QGemmKernels*> tables =
+      slim_bench::HostKernelTables(slim::kQGemmKernelsRef, slim::kQGemmKernelsAvx2);
   for (const slim::QuantLayout& layout : slim::AllQuantLayouts()) {
     for (slim::QComputePath path : {slim::QComputePath::kF32DequantFma, slim::QComputePath::kI8Dot}) {
       for (const slim::QGemmKernels* t : tables) {
@@ -120,10 +77,5 @@ int main(int argc, char** argv) {
       }
     }
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  return slim_bench::RunBenchmarksWithRatios(argc, argv);
 }

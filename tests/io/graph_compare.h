@@ -1,35 +1,23 @@
-// Shared by the IO round-trip tests: scratch directories, file bytes helpers and a deep graph
+// Shared by the IO round-trip tests: file bytes helpers and a deep graph
 // comparison (everything a writer promises to preserve; tensor bytes and
-// float lists compared bit for bit, NaN equal to NaN).
+// float lists compared bit for bit, NaN equal to NaN). Scratch directories
+// come from TempDir in tests/test_util.h, included here for all IO tests.
 #pragma once
 
 #include <catch2/catch.hpp>
-#include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include "libcompress/ir/graph.h"
+#include "tests/test_util.h"
 
 namespace slim_test {
 
 using namespace slim;
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() / ("slimpack_" + tag + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 inline std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

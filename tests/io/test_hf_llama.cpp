@@ -3,8 +3,6 @@
 // synthetic determinism; and the graph run by the interpreter against the
 // bundled models' golden logits, against a plain C++ Llama forward written
 // here (biases, sliding window, no GQA), with padding and with the KV cache.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -21,27 +19,17 @@
 #include "libcompress/io/safetensors.h"
 #include "libcompress/io/synth.h"
 #include "libcompress/runtime/interpreter.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using nlohmann::json;
 using namespace slim;
+using slim_test::TempDir;
 
 namespace {
 
 const std::string kModels = std::string(SLIMPACK_SOURCE_DIR) + "/models";
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/slimpack_hf_XXXXXX";
-    const char* d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    path = d;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
 
 json ReadJson(const std::string& path) {
   std::ifstream in(path);
@@ -258,7 +246,7 @@ void SharpenAttention(const std::string& dir, float factor) {
 // ------------------------------------------------------------ structure ---
 
 TEST_CASE("HF reader builds the decoder-with-past interface", "[hf]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   const std::string dir = WriteTiny(tmp);
   const Model m = MustRead(dir);
   CHECK(m.format == "safetensors");
@@ -321,7 +309,7 @@ TEST_CASE("HF reader builds the decoder-with-past interface", "[hf]") {
 }
 
 TEST_CASE("HF reader: tied and untied classifiers", "[hf]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   SynthSpec tied;
   tied.tie_embeddings = true;
   const Model mt = MustRead(WriteTiny(tmp, tied, "tied"));
@@ -347,7 +335,7 @@ TEST_CASE("HF reader: tied and untied classifiers", "[hf]") {
 }
 
 TEST_CASE("HF reader: Qwen2 q/k/v biases, BF16 and a .safetensors path", "[hf]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   SynthSpec spec;
   spec.architecture = "Qwen2ForCausalLM";
   spec.dtype = DType::kBFloat16;
@@ -374,7 +362,7 @@ TEST_CASE("HF reader: Qwen2 q/k/v biases, BF16 and a .safetensors path", "[hf]")
 }
 
 TEST_CASE("HF reader rejects bad configs and tensors", "[hf]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   const std::string dir = WriteTiny(tmp);
   const std::string cfg_path = dir + "/config.json";
   const json cfg = ReadJson(cfg_path);
@@ -444,7 +432,7 @@ TEST_CASE("HF reader rejects bad configs and tensors", "[hf]") {
 }
 
 TEST_CASE("HF reader: sharded checkpoint equals the single file", "[hf]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   const std::string dir = WriteTiny(tmp);
   const Model single = MustRead(dir);
   const std::string sharded = tmp / "sharded";
@@ -508,7 +496,7 @@ TEST_CASE("HF reader: sharded checkpoint equals the single file", "[hf]") {
 }
 
 TEST_CASE("synthetic checkpoints are deterministic and realistic", "[synth]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   SynthSpec spec;
   spec.seed = 7;
   auto hash = [&](const std::string& name) {
@@ -610,7 +598,7 @@ TEST_CASE("HF graph matches a plain C++ forward on synthetic models", "[hf][runt
   mistral.architecture = "MistralForCausalLM";
   mistral.kv_heads = 4;  // plain multi-head attention
   cases.push_back({"mistral sliding window 5", mistral, 5});
-  TempDir tmp;
+  TempDir tmp("hf");
   const std::vector<int64_t> ids = {1, 17, 200, 3, 3, 99, 45, 12, 250, 7, 64, 128};
   for (const auto& c : cases) {
     INFO(c.what);
@@ -639,7 +627,7 @@ TEST_CASE("HF graph matches a plain C++ forward on synthetic models", "[hf][runt
 }
 
 TEST_CASE("HF graph: left padding and batching do not change a sequence's logits", "[hf][runtime]") {
-  TempDir tmp;
+  TempDir tmp("hf");
   const std::string dir = WriteTiny(tmp);
   SharpenAttention(dir, 12.0f);
   const Model m = MustRead(dir);

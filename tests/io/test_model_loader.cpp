@@ -1,27 +1,25 @@
 // Format detection and sidecars (config.json beside an ONNX graph,
 // slimpack.json byte vocabulary).
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <cstdlib>
 #include <fstream>
 
 #include "libcompress/io/model_loader.h"
+#include "tests/test_util.h"
 
 using namespace slim;
+using slim_test::TempDir;
 
 namespace {
 const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
 
-// A scratch copy of a bundled model directory (symlinks to the big files).
-std::string ScratchModel(const std::string& name, const std::string& model) {
-  const std::string dir = "/tmp/slimpack_loader_" + name;
-  REQUIRE(std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()) == 0);
+// Makes `scratch` a copy of a bundled model directory (symlinks to the big
+// files) whose sidecars a test can rewrite.
+void LinkModel(const TempDir& scratch, const std::string& model) {
   for (const char* f : {"config.json", "model.safetensors", "model_kv.onnx"}) {
-    REQUIRE(::symlink((kModels + model + "/" + f).c_str(), (dir + "/" + f).c_str()) == 0);
+    REQUIRE(::symlink((kModels + model + "/" + f).c_str(), (scratch / f).c_str()) == 0);
   }
-  return dir;
 }
 }  // namespace
 
@@ -49,7 +47,9 @@ TEST_CASE("bad paths and sidecars are errors naming the file", "[io][loader]") {
   auto unknown = LoadModel(kModels + "stories260k/README.md");
   CHECK_THAT(unknown.status().message(), Catch::Contains("unrecognised model format"));
 
-  const std::string dir = ScratchModel("bad_sidecar", "kjv-byte");
+  const TempDir scratch("loader");
+  LinkModel(scratch, "kjv-byte");
+  const std::string dir = scratch.path.string();
   std::ofstream(dir + "/slimpack.json") << R"({"vocab": {"kind": "sentencepiece"}})";
   auto kind = LoadModel(dir);
   REQUIRE_FALSE(kind.ok());

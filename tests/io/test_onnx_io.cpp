@@ -20,10 +20,8 @@ namespace fs = std::filesystem;
 using namespace slim;
 
 using slim_test::CheckSameGraph;
-using slim_test::TempDir;
-using slim_test::CheckSameValues;
 using slim_test::ReadBytes;
-using slim_test::SameBytes;
+using slim_test::TempDir;
 using slim_test::WriteBytes;
 
 namespace {

@@ -29,10 +29,8 @@ using namespace slim;
 using nlohmann::json;
 
 using slim_test::CheckSameGraph;
-using slim_test::TempDir;
-using slim_test::CheckSameValues;
 using slim_test::ReadBytes;
-using slim_test::SameBytes;
+using slim_test::TempDir;
 using slim_test::WriteBytes;
 
 namespace {

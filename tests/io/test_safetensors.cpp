@@ -1,37 +1,24 @@
 // safetensors reader/writer: round trip, and every malformed-file rule of
 // the reader on hand-crafted bytes (each case must fail with a message that
 // names the file, the tensor and the broken rule).
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "libcompress/io/safetensors.h"
+#include "tests/test_util.h"
 
 using Catch::Matchers::Contains;
 using namespace slim;
+using slim_test::TempDir;
 
 namespace {
-
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/slimpack_st_XXXXXX";
-    const char* d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    path = d;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  operator const std::string&() const { return path; }  // NOLINT: used as a path
-};
 
 // Writes u64 header length + header + data bytes.
 std::string WriteRaw(const std::string& dir, const std::string& header,
@@ -57,8 +44,8 @@ Status ReadError(const std::string& path) {
 }  // namespace
 
 TEST_CASE("safetensors round trip keeps order, dtypes, bytes and metadata", "[safetensors]") {
-  const TempDir tmp;
-  const std::string& dir = tmp;
+  const TempDir tmp("st");
+  const std::string dir = tmp.path.string();
   const std::string path = dir + "/rt.safetensors";
   // Ordered so every tensor lands aligned for its dtype (the writer keeps
   // the given order and adds no padding between tensors).
@@ -101,8 +88,8 @@ TEST_CASE("safetensors round trip keeps order, dtypes, bytes and metadata", "[sa
 }
 
 TEST_CASE("safetensors writer refuses bad input and leaves no file", "[safetensors]") {
-  const TempDir tmp;
-  const std::string& dir = tmp;
+  const TempDir tmp("st");
+  const std::string dir = tmp.path.string();
   const std::string path = dir + "/w.safetensors";
   {
     auto w = SafetensorsWriter::Open(path, {{"a", DType::kFloat32, {2}}});
@@ -124,8 +111,8 @@ TEST_CASE("safetensors writer refuses bad input and leaves no file", "[safetenso
 }
 
 TEST_CASE("safetensors reader rejects malformed files", "[safetensors]") {
-  const TempDir tmp;
-  const std::string& dir = tmp;
+  const TempDir tmp("st");
+  const std::string dir = tmp.path.string();
   const std::vector<uint8_t> data8(8, 0);
 
   SECTION("shorter than the 8-byte length") {
@@ -235,8 +222,8 @@ TEST_CASE("safetensors reader rejects malformed files", "[safetensors]") {
 }
 
 TEST_CASE("safetensors reader copies misaligned tensors and keeps nested keys", "[safetensors]") {
-  const TempDir tmp;
-  const std::string& dir = tmp;
+  const TempDir tmp("st");
+  const std::string dir = tmp.path.string();
   // Header padded to 8 bytes; "b" starts at data byte 2, misaligned for F32.
   std::string header =
       R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}, "__metadata__": {"a": "x", "b": "y"}})";

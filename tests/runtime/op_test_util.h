@@ -2,7 +2,10 @@
 // return the outputs. Shared by the operator-family tests.
 #pragma once
 
+#include <catch2/catch.hpp>
+#include <cstdint>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -12,10 +15,11 @@ namespace slim_test {
 
 using namespace slim;
 
-// Runs one node; inputs that are undefined Tensors become omitted ("")
-// inputs. Returns the node's outputs in order.
+// Runs one node named n0 (error messages name it); inputs that are
+// undefined Tensors become omitted ("") inputs. Returns the node's
+// `num_outputs` outputs in order.
 inline Expected<std::vector<Tensor>> RunNode(Node node, const std::vector<Tensor>& inputs,
-                                      int64_t opset = 17, size_t num_outputs = 1) {
+                                             int64_t opset = 17, size_t num_outputs = 1) {
   Graph g;
   g.opset_imports[""] = opset;
   std::map<std::string, Tensor> feeds;
@@ -45,6 +49,23 @@ inline Expected<std::vector<Tensor>> RunNode(Node node, const std::vector<Tensor
   return result;
 }
 
+// The only output of a node that must run; fails the test case otherwise.
+inline Tensor RunOne(Node node, const std::vector<Tensor>& inputs, int64_t opset = 17) {
+  auto r = RunNode(std::move(node), inputs, opset);
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  return r->at(0);
+}
+
+// Requires a run to fail with a message naming the node and containing
+// `fragment`.
+inline void RequireError(const Expected<std::vector<Tensor>>& r, const std::string& fragment) {
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().message());
+  REQUIRE(r.status().message().find("node 'n0'") != std::string::npos);
+  REQUIRE(r.status().message().find(fragment) != std::string::npos);
+}
+
 inline Node Op(const std::string& type, std::map<std::string, Attribute> attrs = {}) {
   Node n;
   n.op_type = type;
@@ -52,7 +73,22 @@ inline Node Op(const std::string& type, std::map<std::string, Attribute> attrs =
   return n;
 }
 
-inline Tensor F32(std::vector<int64_t> shape, std::vector<float> v) {
+inline Tensor F32(std::vector<int64_t> shape, const std::vector<float>& v) {
   return Tensor::FromVector(DType::kFloat32, std::move(shape), v);
 }
+inline Tensor I64(std::vector<int64_t> shape, const std::vector<int64_t>& v) {
+  return Tensor::FromVector(DType::kInt64, std::move(shape), v);
+}
+inline std::vector<float> Floats(const Tensor& t) { return t.ToFloatVector(); }
+inline std::vector<int64_t> Ints(const Tensor& t) { return t.ToInt64Vector(); }
+
+// Deterministic values uniform in [-1, 1).
+inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
 }  // namespace slim_test

@@ -12,23 +12,21 @@
 #include <cfloat>
 #include <cmath>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "libcompress/ir/graph.h"
 #include "libcompress/runtime/interpreter.h"
+#include "tests/runtime/op_test_util.h"
 
 namespace slim {
 namespace {
 
-std::vector<float> RandomFloats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using slim_test::Op;
+using slim_test::RandomFloats;
+using slim_test::RequireError;
+using slim_test::RunNode;
+using slim_test::RunOne;
 
 Tensor RandomF32(std::vector<int64_t> shape, uint32_t seed) {
   return Tensor::FromVector(DType::kFloat32, shape,
@@ -43,53 +41,6 @@ Tensor ToDType(const Tensor& t, DType dtype) {
     bits[i] = dtype == DType::kFloat16 ? FloatToHalf(v[i]) : FloatToBFloat16(v[i]);
   }
   return Tensor::FromVector(dtype, t.shape(), bits);
-}
-
-struct OneNode {
-  Graph graph;
-  std::map<std::string, Tensor> feeds;
-};
-
-// One node named n0 reading graph inputs in0, in1, ... (undefined tensors
-// are omitted inputs) and writing graph output "y".
-OneNode MakeNode(const std::string& op_type, const std::vector<Tensor>& inputs,
-                 std::map<std::string, Attribute> attrs = {}) {
-  OneNode t;
-  t.graph.opset_imports[""] = 17;
-  Node node;
-  node.name = "n0";
-  node.op_type = op_type;
-  node.attrs = std::move(attrs);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) {
-      node.inputs.emplace_back();
-      continue;
-    }
-    const std::string name = "in" + std::to_string(i);
-    node.inputs.push_back(name);
-    t.graph.inputs.push_back({name, inputs[i].dtype(), std::nullopt});
-    t.feeds[name] = inputs[i];
-  }
-  node.outputs = {"y"};
-  t.graph.outputs.push_back({"y", DType::kUndefined, std::nullopt});
-  t.graph.nodes.push_back(node);
-  return t;
-}
-
-Expected<Tensor> Run(const OneNode& t) {
-  auto interp = Interpreter::Create(t.graph);
-  if (!interp.ok()) return interp.status();
-  auto out = (*interp)->Run(t.feeds);
-  if (!out.ok()) return out.status();
-  return out->at("y");
-}
-
-Tensor RunOk(const std::string& op_type, const std::vector<Tensor>& inputs,
-             std::map<std::string, Attribute> attrs = {}) {
-  auto r = Run(MakeNode(op_type, inputs, std::move(attrs)));
-  INFO(r.status().message());
-  REQUIRE(r.ok());
-  return *r;
 }
 
 // Y = alpha * op(A) op(B) + beta * C in float64, with op = optional transpose
@@ -124,6 +75,37 @@ Reference GemmReference(const std::vector<float>& a, const std::vector<float>& b
   return r;
 }
 
+// Runs x -> consumer(x, Cast(w16 -> float32)[, bias]) -> y, where the
+// 16-bit weight and the bias are initializers: the pattern in which the
+// interpreter elides the Cast and hands the kernel the 16-bit bytes.
+Tensor RunOnCastWeight(Node consumer, const Tensor& x, const Tensor& w16,
+                       const Tensor& bias = Tensor()) {
+  Graph g;
+  g.opset_imports[""] = 17;
+  g.inputs.push_back({"x", DType::kFloat32, std::nullopt});
+  g.AddInitializer("w16", w16);
+  Node cast = Op("Cast", {{"to", Attribute::Int(static_cast<int64_t>(DType::kFloat32))}});
+  cast.name = "cast_w";
+  cast.inputs = {"w16"};
+  cast.outputs = {"w32"};
+  consumer.name = "consumer";
+  consumer.inputs = {"x", "w32"};
+  if (bias.defined()) {
+    g.AddInitializer("bias", bias);
+    consumer.inputs.push_back("bias");
+  }
+  consumer.outputs = {"y"};
+  g.nodes = {cast, consumer};
+  g.outputs.push_back({"y", DType::kUndefined, std::nullopt});
+  auto interp = Interpreter::Create(g);
+  INFO(interp.status().message());
+  REQUIRE(interp.ok());
+  auto out = (*interp)->Run({{"x", x}});
+  INFO(out.status().message());
+  REQUIRE(out.ok());
+  return out->at("y");
+}
+
 void RequireClose(const Tensor& got, const Reference& ref, double rel_extra = 0) {
   const auto v = got.ToFloatVector();
   REQUIRE(v.size() == ref.y.size());
@@ -137,7 +119,7 @@ TEST_CASE("MatMul 2-D matches float64 on the blocked and small-M paths") {
   for (int64_t m : {1, 3, 7}) {
     const Tensor a = RandomF32({m, 37}, 1);
     const Tensor b = RandomF32({37, 19}, 2);
-    const Tensor y = RunOk("MatMul", {a, b});
+    const Tensor y = RunOne(Op("MatMul"), {a, b});
     REQUIRE(y.shape() == std::vector<int64_t>{m, 19});
     RequireClose(y, GemmReference(a.ToFloatVector(), b.ToFloatVector(), m, 19, 37, false, false,
                                   1, 0, {}, {}));
@@ -147,7 +129,7 @@ TEST_CASE("MatMul 2-D matches float64 on the blocked and small-M paths") {
 TEST_CASE("MatMul broadcasts batch dimensions and handles 1-D operands") {
   const Tensor a = RandomF32({2, 1, 3, 4}, 3);
   const Tensor b = RandomF32({5, 4, 2}, 4);
-  const Tensor y = RunOk("MatMul", {a, b});
+  const Tensor y = RunOne(Op("MatMul"), {a, b});
   REQUIRE(y.shape() == std::vector<int64_t>{2, 5, 3, 2});
   const auto av = a.ToFloatVector(), bv = b.ToFloatVector(), yv = y.ToFloatVector();
   for (int64_t i = 0; i < 2; ++i) {
@@ -161,9 +143,9 @@ TEST_CASE("MatMul broadcasts batch dimensions and handles 1-D operands") {
     }
   }
   const Tensor v = RandomF32({4}, 5);
-  REQUIRE(RunOk("MatMul", {v, RandomF32({3, 4, 2}, 6)}).shape() == std::vector<int64_t>{3, 2});
-  REQUIRE(RunOk("MatMul", {RandomF32({3, 4}, 7), v}).shape() == std::vector<int64_t>{3});
-  const Tensor dot = RunOk("MatMul", {v, v});
+  REQUIRE(RunOne(Op("MatMul"), {v, RandomF32({3, 4, 2}, 6)}).shape() == std::vector<int64_t>{3, 2});
+  REQUIRE(RunOne(Op("MatMul"), {RandomF32({3, 4}, 7), v}).shape() == std::vector<int64_t>{3});
+  const Tensor dot = RunOne(Op("MatMul"), {v, v});
   REQUIRE(dot.rank() == 0);
   double s = 0;
   for (float x : v.ToFloatVector()) s += static_cast<double>(x) * x;
@@ -175,7 +157,7 @@ TEST_CASE("MatMul in float16, bfloat16, float64 and int32") {
   const Tensor b = RandomF32({9, 3}, 9);
   for (DType dt : {DType::kFloat16, DType::kBFloat16}) {
     const Tensor a16 = ToDType(a, dt), b16 = ToDType(b, dt);
-    const Tensor y = RunOk("MatMul", {a16, b16});
+    const Tensor y = RunOne(Op("MatMul"), {a16, b16});
     REQUIRE(y.dtype() == dt);
     // float32 math on the 16-bit values, then one rounding to the dtype.
     const double unit = dt == DType::kFloat16 ? 1.0 / 1024 : 1.0 / 128;
@@ -186,14 +168,15 @@ TEST_CASE("MatMul in float16, bfloat16, float64 and int32") {
   std::vector<double> ad(45), bd(27);
   for (size_t i = 0; i < ad.size(); ++i) ad[i] = 0.1 * static_cast<double>(i);
   for (size_t i = 0; i < bd.size(); ++i) bd[i] = 1.0 - 0.05 * static_cast<double>(i);
-  const Tensor y64 = RunOk("MatMul", {Tensor::FromVector(DType::kFloat64, {5, 9}, ad),
-                                      Tensor::FromVector(DType::kFloat64, {9, 3}, bd)});
+  const Tensor y64 = RunOne(Op("MatMul"), {Tensor::FromVector(DType::kFloat64, {5, 9}, ad),
+                                           Tensor::FromVector(DType::kFloat64, {9, 3}, bd)});
   REQUIRE(y64.dtype() == DType::kFloat64);
   double e = 0;
   for (size_t p = 0; p < 9; ++p) e += ad[4 * 9 + p] * bd[p * 3 + 2];
   REQUIRE(y64.data<double>()[4 * 3 + 2] == Approx(e).epsilon(1e-14));
-  const Tensor yi = RunOk("MatMul", {Tensor::FromVector(DType::kInt32, {1, 2}, std::vector<int32_t>{3, -4}),
-                                     Tensor::FromVector(DType::kInt32, {2, 2}, std::vector<int32_t>{1, 2, 5, 7})});
+  const Tensor yi = RunOne(
+      Op("MatMul"), {Tensor::FromVector(DType::kInt32, {1, 2}, std::vector<int32_t>{3, -4}),
+                     Tensor::FromVector(DType::kInt32, {2, 2}, std::vector<int32_t>{1, 2, 5, 7})});
   REQUIRE(yi.dtype() == DType::kInt32);
   REQUIRE(yi.ToInt64Vector() == std::vector<int64_t>{-17, -22});
 }
@@ -208,9 +191,11 @@ TEST_CASE("Gemm: transA, transB, alpha, beta and every C broadcast") {
            {std::vector<int64_t>{}, std::vector<int64_t>{n}, std::vector<int64_t>{m, 1},
             std::vector<int64_t>{1, n}, std::vector<int64_t>{m, n}}) {
         const Tensor c = RandomF32(c_shape, 12);
-        const Tensor y = RunOk("Gemm", {a, b, c},
-                               {{"transA", Attribute::Int(ta)}, {"transB", Attribute::Int(tb)},
-                                {"alpha", Attribute::Float(0.5f)}, {"beta", Attribute::Float(-2.0f)}});
+        const Tensor y = RunOne(Op("Gemm", {{"transA", Attribute::Int(ta)},
+                                            {"transB", Attribute::Int(tb)},
+                                            {"alpha", Attribute::Float(0.5f)},
+                                            {"beta", Attribute::Float(-2.0f)}}),
+                                {a, b, c});
         REQUIRE(y.shape() == std::vector<int64_t>{m, n});
         RequireClose(y, GemmReference(a.ToFloatVector(), b.ToFloatVector(), m, n, k, ta, tb, 0.5,
                                       -2.0, c.ToFloatVector(), c_shape));
@@ -219,21 +204,18 @@ TEST_CASE("Gemm: transA, transB, alpha, beta and every C broadcast") {
   }
   // No C, default attributes.
   const Tensor a = RandomF32({2, 3}, 13), b = RandomF32({3, 4}, 14);
-  RequireClose(RunOk("Gemm", {a, b}),
-               GemmReference(a.ToFloatVector(), b.ToFloatVector(), 2, 4, 3, false, false, 1, 0, {}, {}));
+  RequireClose(RunOne(Op("Gemm"), {a, b}), GemmReference(a.ToFloatVector(), b.ToFloatVector(), 2, 4,
+                                                         3, false, false, 1, 0, {}, {}));
 }
 
 TEST_CASE("MatMul and Gemm errors name the node and the rule") {
-  auto r = Run(MakeNode("MatMul", {RandomF32({2, 3}, 1), RandomF32({4, 2}, 2)}));
-  REQUIRE_FALSE(r.ok());
-  REQUIRE(r.status().message().find("node 'n0'") != std::string::npos);
-  REQUIRE(r.status().message().find("inner dimensions differ") != std::string::npos);
-  r = Run(MakeNode("Gemm", {RandomF32({2, 3}, 1), RandomF32({3, 4}, 2), RandomF32({3}, 3)}));
-  REQUIRE_FALSE(r.ok());
-  REQUIRE(r.status().message().find("does not broadcast") != std::string::npos);
-  r = Run(MakeNode("MatMul", {ToDType(RandomF32({2, 3}, 1), DType::kFloat16), RandomF32({3, 4}, 2)}));
-  REQUIRE_FALSE(r.ok());
-  REQUIRE(r.status().message().find("float16 and float32") != std::string::npos);
+  RequireError(RunNode(Op("MatMul"), {RandomF32({2, 3}, 1), RandomF32({4, 2}, 2)}),
+               "inner dimensions differ");
+  RequireError(RunNode(Op("Gemm"), {RandomF32({2, 3}, 1), RandomF32({3, 4}, 2), RandomF32({3}, 3)}),
+               "does not broadcast");
+  RequireError(
+      RunNode(Op("MatMul"), {ToDType(RandomF32({2, 3}, 1), DType::kFloat16), RandomF32({3, 4}, 2)}),
+      "float16 and float32");
 }
 
 // The Hugging Face linear layer: Gemm(A f32 [M, K], Cast(W fp16 [N, K]), transB=1).
@@ -246,32 +228,7 @@ TEST_CASE("Gemm and MatMul over a Cast fp16/bf16 weight run on the 16-bit bytes"
       const Tensor w = ToDType(RandomF32({n, k}, 20), wtype);
       const Tensor a = RandomF32({m, k}, 21);
       const Tensor bias = RandomF32({n}, 22);
-      Graph g;
-      g.opset_imports[""] = 17;
-      g.inputs.push_back({"x", DType::kFloat32, std::nullopt});
-      g.AddInitializer("w16", w);
-      g.AddInitializer("bias", bias);
-      Node cast;
-      cast.name = "cast_w";
-      cast.op_type = "Cast";
-      cast.inputs = {"w16"};
-      cast.outputs = {"w32"};
-      cast.attrs["to"] = Attribute::Int(static_cast<int64_t>(DType::kFloat32));
-      Node gemm;
-      gemm.name = "fc";
-      gemm.op_type = "Gemm";
-      gemm.inputs = {"x", "w32", "bias"};
-      gemm.outputs = {"y"};
-      gemm.attrs["transB"] = Attribute::Int(1);
-      g.nodes = {cast, gemm};
-      g.outputs.push_back({"y", DType::kUndefined, std::nullopt});
-      auto interp = Interpreter::Create(g);
-      INFO(interp.status().message());
-      REQUIRE(interp.ok());
-      auto out = (*interp)->Run({{"x", a}});
-      INFO(out.status().message());
-      REQUIRE(out.ok());
-      const Tensor& y = out->at("y");
+      const Tensor y = RunOnCastWeight(Op("Gemm", {{"transB", Attribute::Int(1)}}), a, w, bias);
       REQUIRE(y.dtype() == DType::kFloat32);
       REQUIRE(y.shape() == std::vector<int64_t>{m, n});
       RequireClose(y, GemmReference(a.ToFloatVector(), w.ToFloatVector(), m, n, k, false, true, 1,
@@ -281,31 +238,10 @@ TEST_CASE("Gemm and MatMul over a Cast fp16/bf16 weight run on the 16-bit bytes"
   // MatMul(x [1, T, K], Cast(W fp16 [K, N])) -> float32 [1, T, N].
   const Tensor w = ToDType(RandomF32({40, 24}, 30), DType::kFloat16);
   const Tensor x = RandomF32({1, 9, 40}, 31);
-  Graph g;
-  g.opset_imports[""] = 17;
-  g.inputs.push_back({"x", DType::kFloat32, std::nullopt});
-  g.AddInitializer("w16", w);
-  Node cast;
-  cast.name = "cast_w";
-  cast.op_type = "Cast";
-  cast.inputs = {"w16"};
-  cast.outputs = {"w32"};
-  cast.attrs["to"] = Attribute::Int(static_cast<int64_t>(DType::kFloat32));
-  Node mm;
-  mm.name = "mm";
-  mm.op_type = "MatMul";
-  mm.inputs = {"x", "w32"};
-  mm.outputs = {"y"};
-  g.nodes = {cast, mm};
-  g.outputs.push_back({"y", DType::kUndefined, std::nullopt});
-  auto interp = Interpreter::Create(g);
-  REQUIRE(interp.ok());
-  auto out = (*interp)->Run({{"x", x}});
-  INFO(out.status().message());
-  REQUIRE(out.ok());
-  REQUIRE(out->at("y").shape() == std::vector<int64_t>{1, 9, 24});
-  RequireClose(out->at("y"), GemmReference(x.ToFloatVector(), w.ToFloatVector(), 9, 24, 40, false,
-                                           false, 1, 0, {}, {}));
+  const Tensor y = RunOnCastWeight(Op("MatMul"), x, w);
+  REQUIRE(y.shape() == std::vector<int64_t>{1, 9, 24});
+  RequireClose(y, GemmReference(x.ToFloatVector(), w.ToFloatVector(), 9, 24, 40, false, false, 1, 0,
+                                {}, {}));
 }
 
 }  // namespace

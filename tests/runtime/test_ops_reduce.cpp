@@ -15,15 +15,12 @@
 using namespace slim;
 
 using slim_test::F32;
+using slim_test::Floats;
+using slim_test::I64;
 using slim_test::Op;
 using slim_test::RunNode;
 
 namespace {
-
-Tensor I64(std::vector<int64_t> shape, std::vector<int64_t> v) {
-  return Tensor::FromVector(DType::kInt64, std::move(shape), v);
-}
-std::vector<float> Floats(const Tensor& t) { return t.ToFloatVector(); }
 
 // 0..n-1 scaled, as the values of a [2,3,4] tensor.
 std::vector<float> Iota(int64_t n, float scale = 1.0f) {

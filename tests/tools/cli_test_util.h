@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace slim_test {
 
 inline const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
@@ -31,10 +33,11 @@ inline Result Slimpack(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// Runs with --json into a temporary file and parses it; requires exit 0.
+// Runs with --json into a file of its own (test cases run concurrently under
+// `ctest -j`) and parses it; requires exit 0.
 inline nlohmann::json SlimpackJson(const std::string& args) {
-  const std::string path = "/tmp/slimpack_cli_test.json";
-  std::remove(path.c_str());
+  const TempDir dir("cli");
+  const std::string path = dir / "report.json";
   const Result r = Slimpack(args + " --json " + path);
   INFO(r.out);
   REQUIRE(r.code == 0);
