@@ -335,7 +335,8 @@ std::string CheckReaders(const Graph& g, Candidate* c,
 // Importance for the search and the sample for the output error, from the
 // calibration statistics of the weight's matmul inputs. A weight read by
 // several matmuls (rare: a shared projection) gets the mean of their
-// E[x^2] and the first one's sample. A Gather-only table has neither.
+// E[x^2] and the first one's sample (and Hessian, for GPTQ). A Gather-only
+// table has none of them.
 void AttachActivationStats(const Candidate& c, const PassContext& ctx, Plan* p) {
   p->report.importance = "uniform";
   if (!ctx.activations) return;
@@ -347,7 +348,11 @@ void AttachActivationStats(const Candidate& c, const PassContext& ctx, Plan* p) 
     ++found;
     for (size_t i = 0; i < p->k; ++i) sum[i] += st->mean_sq[i];
     if (!p->sample && st->sample_rows > 0) p->sample = st;
-    if (!p->hessian && p->request.gptq && !st->gram.empty()) p->hessian = st;
+    // A tied table is also read row by row by Gather, where GPTQ's
+    // compensated rows would only add error: the search alone serves both.
+    if (!p->hessian && p->request.gptq && !st->gram.empty() && c.role != "tied-embedding") {
+      p->hessian = st;
+    }
   }
   if (found == 0 || !p->request.activation_importance) return;
   double mean = 0;

@@ -36,6 +36,10 @@ const Preset kPresets[] = {
       "passes": [{"pass": "quantize_int4", "options": {"group_size": 128, "symmetric": true, "search": true,
                   "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
+    {"int4-gptq", R"({"description": "int4 group 32 with GPTQ error compensation (needs --calib); classifier and embeddings int8",
+      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
+                  "gptq": true, "classifier": "int8", "embeddings": "int8"}},
+                 {"pass": "select_layout"}]})"},
 };
 
 Status CheckPattern(const std::string& pattern, const std::string& where) {

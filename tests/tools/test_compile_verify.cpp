@@ -44,6 +44,45 @@ TEST_CASE("compile writes a packed file and a report with provenance", "[cli][co
   CHECK(again["output"]["content_sha256"] == j["output"]["content_sha256"]);
 }
 
+TEST_CASE("compile --calib: statistics weight the search, the report has output errors, GPTQ",
+          "[cli][compile][calib]") {
+  const std::string calib = " --calib " + kData + " --calib-skip 64 --calib-sequences 8 --quiet";
+  auto j = SlimpackJson("compile " + kKjv + " -o /tmp/slimpack_cli_cal.slim --preset int4" + calib);
+  CHECK(j["calibration"]["sequences"] == 8);
+  CHECK(j["calibration"]["tokens"] == 8 * 256);
+  CHECK(j["provenance"]["calib_sha256"].get<std::string>().size() == 64);
+  CHECK(j["provenance"]["calib_sequences"]["first"] == 64);
+  int linear = 0;
+  for (const auto& t : j["passes"][0]["tensors"]) {
+    INFO(t["name"]);
+    if (t["role"] != "linear") continue;
+    ++linear;
+    CHECK(t["importance"] == "activations");
+    CHECK(t["method"] == "search");
+    REQUIRE(t["output_rel_error"].is_number());
+    CHECK(t["output_rel_error"].get<double>() > 0.0);
+    CHECK(t["output_rel_error"].get<double>() < 0.1);
+  }
+  CHECK(linear > 0);
+  auto g1 = SlimpackJson("compile " + kKjv + " -o /tmp/slimpack_cli_g1.slim --preset int4-gptq" + calib);
+  auto g2 = SlimpackJson("compile " + kKjv + " -o /tmp/slimpack_cli_g2.slim --preset int4-gptq --threads 2" + calib);
+  CHECK(g1["output"]["content_sha256"] == g2["output"]["content_sha256"]);
+  CHECK(g1["output"]["content_sha256"] != j["output"]["content_sha256"]);
+  CHECK(g1["passes"][0]["tensors"][1]["method"] == "gptq");
+  // GPTQ without data, or data with nothing left after --calib-skip: exit 2
+  // before any work, nothing written.
+  const std::string out = "/tmp/slimpack_cli_nocal.slim";
+  std::remove(out.c_str());
+  const Result no_data = Slimpack("compile " + kKjv + " -o " + out + " --preset int4-gptq");
+  CHECK(no_data.code == 2);
+  CHECK_THAT(no_data.out, Catch::Contains("needs calibration data"));
+  const Result skip_all = Slimpack("compile " + kKjv + " -o " + out + " --preset int4 --calib " + kData +
+                                   " --calib-skip 128");
+  CHECK(skip_all.code == 2);
+  CHECK_THAT(skip_all.out, Catch::Contains("calib_tokens.json") && Catch::Contains("leaves none"));
+  CHECK_FALSE(std::ifstream(out).good());
+}
+
 TEST_CASE("compile --dry-run writes nothing; bad options fail before work", "[cli][compile]") {
   const std::string out = "/tmp/slimpack_cli_dry.slim";
   std::remove(out.c_str());
