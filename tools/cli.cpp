@@ -6,8 +6,11 @@
 #include <iostream>
 
 #include "libcompress/io/atomic_file.h"
+#include "libcompress/runtime/thread_pool.h"
 
 namespace slim::cli {
+
+int DefaultThreads() { return HardwareThreads(8); }
 
 int ReportError(const Status& status) {
   std::fprintf(stderr, "slimpack: error: %s\n", status.message().c_str());

@@ -31,6 +31,11 @@ std::string HumanBytes(double bytes);
 
 // Progress on stderr: a redrawn bar on a terminal, one line per 10% when
 // stderr is a file or pipe, nothing when quiet.
+// The --threads default of compile, run, verify and eval: every core up to 8.
+// No output depends on it (work is split only where each result element keeps
+// its arithmetic), only the host's speed.
+int DefaultThreads();
+
 class Progress {
  public:
   Progress(std::string label, uint64_t total, bool quiet);

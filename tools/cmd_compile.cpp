@@ -24,7 +24,7 @@ namespace {
 
 struct CompileOptions {
   std::string model, out, preset, recipe, calib, target = "generic", report, json;
-  int threads = 1;
+  int threads = DefaultThreads();
   size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256;
   bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
@@ -145,6 +145,7 @@ int RunCompile(const CompileOptions& opt) {
     copt.max_sequences = opt.calib_sequences;
     copt.max_sample_rows = opt.calib_sample_rows;
     copt.gram = manager->NeedsHessians();
+    copt.runtime.threads = opt.threads;
     const size_t available = calib->sequences.size() - opt.calib_skip;
     Progress calib_bar("compile: calibration",
                        opt.calib_sequences == 0 ? available : std::min(available, opt.calib_sequences),
@@ -255,7 +256,7 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");
-  sub->add_option("--threads", opt->threads, "Quantization threads; output is identical for any count")
+  sub->add_option("--threads", opt->threads, "Threads for calibration and quantization; output is identical for any count")
       ->capture_default_str()->check(CLI::Range(1, 256));
   sub->add_flag("--strict", opt->strict, "Any tensor that cannot take the requested scheme is an error");
   sub->add_flag("--allow-requantize", opt->allow_requantize, "Accept an input that is already quantized");

@@ -3,6 +3,7 @@
 
 #include "libcompress/eval/lm_eval.h"
 #include "libcompress/io/model_loader.h"
+#include "libcompress/runtime/decoder_session.h"
 #include "tools/cli.h"
 
 namespace slim::cli {
@@ -13,6 +14,7 @@ struct EvalOptions {
   std::string data;
   size_t limit = 0;
   bool quiet = false;
+  int threads = DefaultThreads();
   std::string json;
 };
 
@@ -25,7 +27,9 @@ int RunEval(const EvalOptions& opt) {
     return ReportError(InvalidInput(opt.data, ": vocab_size ", data->vocab_size, " exceeds the model's ",
                                     model->decoder->vocab_size));
   }
-  auto session = DecoderSession::Create(*model);
+  RuntimeOptions runtime;
+  runtime.threads = opt.threads;
+  auto session = DecoderSession::Create(*model, runtime);
   if (!session.ok()) return ReportError(session.status());
   Progress progress("eval", opt.limit ? std::min(opt.limit, data->sequences.size()) : data->sequences.size(),
                     opt.quiet);
@@ -57,6 +61,9 @@ void AddEvalCommand(CLI::App& app, int& exit_code) {
   sub->add_option("MODEL", opt->model, "Model directory, .safetensors or .onnx file")->required();
   sub->add_option("--data", opt->data, "Token dataset JSON")->required();
   sub->add_option("--limit", opt->limit, "Score only the first N sequences (0 = all)")->capture_default_str();
+  sub->add_option("--threads", opt->threads, "Threads for large matrix products (default: this host's cores, at most 8); output is\n"
+                  "byte-identical for any count")
+      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");
   sub->add_option("--json", opt->json,
                   "Write tokens_evaluated, nll, perplexity to FILE ('-' = stdout)");

@@ -21,6 +21,7 @@ struct RunOptions {
   float temperature = 0;
   uint64_t seed = 0;
   bool ignore_eos = false;
+  int threads = DefaultThreads();
   std::string json;
 };
 
@@ -104,7 +105,9 @@ int RunRun(const RunOptions& opt) {
     }
     prompt.push_back(model->decoder->bos_token_id);
   }
-  auto session = DecoderSession::Create(*model);
+  RuntimeOptions runtime;
+  runtime.threads = opt.threads;
+  auto session = DecoderSession::Create(*model, runtime);
   if (!session.ok()) return ReportError(session.status());
   DecoderSession& s = **session;
 
@@ -139,7 +142,7 @@ int RunRun(const RunOptions& opt) {
 
   nlohmann::json j{{"prompt_tokens", prompt}, {"tokens", generated}, {"tokens_per_s", tokens_per_s},
                    {"prefill_tokens_per_s", prefill_tps}, {"bytes_per_token", bytes_per_token},
-                   {"decode_steps", decode_steps}};
+                   {"decode_steps", decode_steps}, {"threads", opt.threads}};
   if (model->byte_vocab) j["text"] = BytesToText(*model->byte_vocab, generated);
   if (HumanOutput(opt.json)) {
     std::printf("tokens  ");
@@ -150,8 +153,9 @@ int RunRun(const RunOptions& opt) {
                   BytesToText(*model->byte_vocab, generated).c_str());
     }
     std::printf("prefill  %zu tokens, %.1f tokens/s\n", prompt.size(), prefill_tps);
-    std::printf("decode   %lld steps, %.2f tokens/s, %s read per token (weights + KV cache, counted)\n",
-                static_cast<long long>(decode_steps), tokens_per_s,
+    std::printf("decode   %lld steps, %.2f tokens/s on %d thread%s, %s read per token (weights + KV cache, "
+                "counted)\n",
+                static_cast<long long>(decode_steps), tokens_per_s, opt.threads, opt.threads == 1 ? "" : "s",
                 HumanBytes(static_cast<double>(bytes_per_token)).c_str());
   }
   Status st = WriteJson(opt.json, j);
@@ -177,8 +181,11 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--temperature", opt->temperature, "0 = greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
   sub->add_option("--seed", opt->seed, "Sampling seed")->capture_default_str();
   sub->add_flag("--ignore-eos", opt->ignore_eos, "Keep generating after the end-of-sequence token");
+  sub->add_option("--threads", opt->threads, "Threads for large matrix products (default: this host's cores, at most 8); output is\n"
+                  "byte-identical for any count")
+      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_option("--json", opt->json,
-                  "Write tokens, tokens_per_s, prefill_tokens_per_s, bytes_per_token to FILE ('-' = stdout)");
+                  "Write tokens, tokens_per_s, prefill_tokens_per_s, bytes_per_token, threads to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunRun(*opt); });
 }
 

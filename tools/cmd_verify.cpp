@@ -11,6 +11,7 @@
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/metrics/model_stats.h"
 #include "libcompress/pipeline/target_profile.h"
+#include "libcompress/runtime/decoder_session.h"
 #include "tools/cli.h"
 
 namespace slim::cli {
@@ -23,6 +24,7 @@ struct VerifyOptions {
   std::optional<double> min_cosine, max_rel_l2, min_argmax;
   size_t limit = 0;
   int decode_steps = 8;
+  int threads = DefaultThreads();
   bool quiet = false;
 };
 
@@ -57,7 +59,9 @@ nlohmann::json KernelPaths(const Graph& g) {
 int RunVerifyOutputs(const VerifyOptions& opt, const Model& packed, const Model& reference) {
   auto feeds = ReadTestDataSets(opt.data, reference.graph);
   if (!feeds.ok()) return ReportError(feeds.status());
-  auto cmp = CompareGraphs(reference.graph, packed.graph, *feeds);
+  RuntimeOptions runtime;
+  runtime.threads = opt.threads;
+  auto cmp = CompareGraphs(reference.graph, packed.graph, *feeds, runtime);
   if (!cmp.ok()) return ReportError(cmp.status().WithContext(opt.packed));
   std::vector<Check> checks;
   for (const auto& o : cmp->outputs) {
@@ -115,9 +119,11 @@ int RunVerify(const VerifyOptions& opt) {
   }
   auto& packed = packed_model;
   auto& reference = reference_model;
-  auto test_session = DecoderSession::Create(*packed);
+  RuntimeOptions runtime;
+  runtime.threads = opt.threads;
+  auto test_session = DecoderSession::Create(*packed, runtime);
   if (!test_session.ok()) return ReportError(test_session.status());
-  auto ref_session = DecoderSession::Create(*reference);
+  auto ref_session = DecoderSession::Create(*reference, runtime);
   if (!ref_session.ok()) return ReportError(ref_session.status());
 
   const size_t n_seq = opt.limit ? std::min(opt.limit, data->sequences.size()) : data->sequences.size();
@@ -191,7 +197,7 @@ int RunVerify(const VerifyOptions& opt) {
   for (const auto& c : checks) {
     j["checks"].push_back({{"name", c.name}, {"limit", c.limit}, {"value", c.value}, {"pass", c.pass}});
   }
-  j["runtime"] = {{"kernels", KernelPaths(packed->graph)}};
+  j["runtime"] = {{"kernels", KernelPaths(packed->graph)}, {"threads", opt.threads}};
 
   if (HumanOutput(opt.json)) {
     std::printf("accuracy on %llu tokens (%s)\n", static_cast<unsigned long long>(acc->tokens_evaluated),
@@ -261,6 +267,10 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--decode-steps", opt->decode_steps, "Decode steps timed for the traffic figures")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  sub->add_option("--threads", opt->threads,
+                  "Threads for large matrix products of language models (default: this host's cores,\n"
+                  "at most 8); every figure but the host's tokens/s is identical for any count")
+      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");
   sub->add_option("--json", opt->json, "Write the report (DESIGN.md keys) to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunVerify(*opt); });

@@ -113,7 +113,7 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
     return Status::Ok();
   };
 
-  SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model));
+  SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model, options.runtime));
   session->SetObserver(&observer);
   for (size_t s = options.first_sequence; s < end; ++s) {
     session->Reset();

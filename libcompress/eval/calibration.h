@@ -15,6 +15,7 @@
 #include "calib_data/token_dataset.h"
 #include "libcompress/io/model.h"
 #include "libcompress/pipeline/activation_stats.h"
+#include "libcompress/runtime/interpreter.h"
 
 namespace slim {
 
@@ -23,6 +24,7 @@ struct CalibrationOptions {
   size_t max_sequences = 32;     // 0: every remaining sequence
   size_t max_sample_rows = 256;  // rows kept per value for output-error measurement
   bool gram = false;             // also E[x x^T] per value (GPTQ)
+  RuntimeOptions runtime;        // threads of the forward passes (results do not depend on them)
 };
 
 using CalibrationProgressFn = std::function<void(size_t done, size_t total)>;

@@ -55,9 +55,10 @@ Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSessi
 }
 
 Expected<GraphComparison> CompareGraphs(const Graph& reference, const Graph& test,
-                                        const std::vector<std::map<std::string, Tensor>>& feeds) {
-  SLIM_ASSIGN_OR_RETURN(auto ref, Interpreter::Create(reference));
-  SLIM_ASSIGN_OR_RETURN(auto run, Interpreter::Create(test));
+                                        const std::vector<std::map<std::string, Tensor>>& feeds,
+                                        const RuntimeOptions& runtime) {
+  SLIM_ASSIGN_OR_RETURN(auto ref, Interpreter::Create(reference, runtime));
+  SLIM_ASSIGN_OR_RETURN(auto run, Interpreter::Create(test, runtime));
   GraphComparison r;
   std::vector<uint64_t> rows(reference.outputs.size(), 0), agree(reference.outputs.size(), 0);
   for (const auto& o : reference.outputs) r.outputs.push_back({o.name});

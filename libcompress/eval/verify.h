@@ -38,7 +38,8 @@ struct GraphComparison {
   uint64_t weight_bytes_per_run = 0;  // weights the compared model read per run
 };
 Expected<GraphComparison> CompareGraphs(const Graph& reference, const Graph& test,
-                                        const std::vector<std::map<std::string, Tensor>>& feeds);
+                                        const std::vector<std::map<std::string, Tensor>>& feeds,
+                                        const RuntimeOptions& runtime = RuntimeOptions());
 
 struct DecodeTraffic {
   int64_t context = 0;           // tokens in the cache when the measured steps ran

@@ -21,7 +21,10 @@
 //         p < 16 * floor(K / 16)), adds them in a fixed tree, then adds the
 //         remaining products in order with FMA.
 // Both are single-threaded; a result never depends on anything but the
-// operands, M and the layout.
+// operands, M and the layout, in particular not on N or on which columns a
+// call covers: a caller may compute columns [j0, j1) alone by offsetting B
+// (kKN: b + j0; kNK: b + j0 * ldb) and C (c + j0), which is how the runtime
+// spreads a product over threads with byte-identical results.
 #pragma once
 
 #include <cstddef>

@@ -88,7 +88,7 @@ void QuantizeActivationsI8(const float* x, size_t k, size_t group_size, int8_t* 
 
 void gemm_q8_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const int8_t* codes = reinterpret_cast<const int8_t*>(w + r * a.k);
     float scale;
     std::memcpy(&scale, w + so + 4 * r, 4);
@@ -107,7 +107,7 @@ void gemm_q4_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, f
   const size_t row_bytes = Q4RowLayout::RowBytes(a.k, g);
   const uint8_t* scales = w + Q4RowLayout::ScalesOffset(a.n, a.k, g);
   const uint8_t* zeros = w + Q4RowLayout::ZerosOffset(a.n, a.k, g);
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const uint8_t* row = w + r * row_bytes;
     for (size_t i = 0; i < a.m; ++i) {
       const float* xi = x + i * a.k;
@@ -130,7 +130,7 @@ void gemm_q4x8_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, flo
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);
   const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const size_t b = r / 8, rb = r % 8;
     for (size_t i = 0; i < a.m; ++i) {
       const float* xi = x + i * a.k;
@@ -160,7 +160,7 @@ void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, floa
   for (size_t i = 0; i < a.m; ++i) {
     QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
   }
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const size_t b = r / 8, rb = r % 8;
     for (size_t i = 0; i < a.m; ++i) {
       float acc = 0.0f;
@@ -215,15 +215,20 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
   return plan;
 }
 
-Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
-             const uint8_t* w, size_t w_bytes, size_t n, float* y) {
+Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k,
+                              size_t w_bytes, size_t n) {
   SLIM_RETURN_IF_ERROR(ValidateQuantScheme(layout.Scheme()));
   SLIM_CHECK_INPUT(n > 0 && k > 0, "quantized matmul: weight shape [", n, ", ", k,
                    "] must be non-empty");
   const size_t expected = layout.PackedBytes(n, k);
   SLIM_CHECK_INPUT(w_bytes == expected, "quantized matmul: layout ", layout.Name(), " for [", n,
                    ", ", k, "] needs ", expected, " bytes, got ", w_bytes);
-  SLIM_ASSIGN_OR_RETURN(QGemmPlan plan, SelectQGemm(layout, path));
+  return SelectQGemm(layout, path);
+}
+
+Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
+             const uint8_t* w, size_t w_bytes, size_t n, float* y) {
+  SLIM_ASSIGN_OR_RETURN(QGemmPlan plan, PlanQGemm(layout, path, k, w_bytes, n));
   if (m == 0) return Status::Ok();
   QGemmArgs args;
   args.m = m;

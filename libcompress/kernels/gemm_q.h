@@ -26,7 +26,9 @@
 //      f32-dequant-fma it differs by X's rounding: at most
 //      sum_k 0.5 * xs_group(k) * |w'_k| plus the float bound above.
 // Kernels are single-threaded and deterministic: an output depends only on
-// its X row and W row (not on M, N or any thread count).
+// its X row and W row (not on M, N, the column range of the call or any
+// thread count), so the runtime spreads a product over threads by giving
+// each thread a column range (QGemmArgs::n_begin/n_end) of the same Y.
 #pragma once
 
 #include <cstddef>
@@ -56,7 +58,15 @@ struct QGemmArgs {
   size_t k = 0;  // columns of X and W (input features)
   size_t group_size = 32;
   bool symmetric = true;
+  // Columns of Y (rows of W) this call computes: [n_begin, min(n_end, n)).
+  // Other columns of Y are not touched, so calls on disjoint ranges may run
+  // concurrently on one Y. n_begin must be a multiple of kQGemmColumnAlign.
+  size_t n_begin = 0;
+  size_t n_end = SIZE_MAX;
 };
+
+// The x8 layouts' row block: a column range must start on a block.
+inline constexpr size_t kQGemmColumnAlign = Q4X8Layout::kRowsPerBlock;
 
 // x: [m, k]; w: the packed blob (QuantLayout::PackedBytes(n, k) bytes,
 // no alignment required); y: [m, n]. Arguments are not validated: QGemm is
@@ -104,8 +114,15 @@ struct QGemmPlan {
 Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
                                 const QGemmKernels& table = QGemmForHost());
 
+// The checks of QGemm (layout, sizes, w_bytes == layout.PackedBytes(n, k))
+// and its kernel choice, for callers that run plan.fn themselves on column
+// ranges (the runtime's threads).
+Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k,
+                              size_t w_bytes, size_t n);
+
 // Checked entry point: validates the layout, the sizes and w_bytes ==
-// layout.PackedBytes(n, k), then runs the host's kernel for the path.
+// layout.PackedBytes(n, k), then runs the host's kernel for the path on all
+// columns.
 Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
              const uint8_t* w, size_t w_bytes, size_t n, float* y);
 

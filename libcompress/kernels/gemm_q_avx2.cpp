@@ -62,6 +62,9 @@ inline __m256i TileZeros(const uint8_t* zeros4) {
   return _mm256_and_si256(shifted, _mm256_set1_epi32(0xf));
 }
 
+// End of the call's column range (gemm_q.h QGemmArgs::n_end).
+inline size_t ColumnEnd(const QGemmArgs& a) { return a.n_end < a.n ? a.n_end : a.n; }
+
 inline void StoreRows(__m256 acc, size_t rows, float* y) {
   if (rows == 8) {
     _mm256_storeu_ps(y, acc);
@@ -77,7 +80,7 @@ inline void StoreRows(__m256 acc, size_t rows, float* y) {
 void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
   const size_t k32 = a.k / 32 * 32;
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
     const uint8_t* codes = w + r * a.k;
     float scale;
     std::memcpy(&scale, w + so + 4 * r, 4);
@@ -125,7 +128,7 @@ void gemm_q4_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
     }
   }
   const __m128i low4 = _mm_set1_epi8(0xf);
-  for (size_t r = 0; r < a.n; ++r) {
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
     const uint8_t* row = w + r * row_bytes;
     for (size_t i = 0; i < a.m; ++i) {
       const float* xi = xp.p + i * kp;
@@ -169,9 +172,10 @@ void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, fl
   }
   const __m256i low4 = _mm256_set1_epi8(0xf);
   const __m256i bytes_of_lane = _mm256_set1_epi32(0x01010101);
-  for (size_t b = 0; b < Q4X8Layout::Blocks(a.n); ++b) {
+  const size_t n_end = ColumnEnd(a);
+  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {
     const uint8_t* block = w + b * groups * tile_bytes;
-    const size_t rows = a.n - 8 * b < 8 ? a.n - 8 * b : 8;
+    const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
     for (size_t i = 0; i < a.m; ++i) {
       const float* xi = xp.p + i * kp;
       __m256 acc = _mm256_setzero_ps();
@@ -221,9 +225,10 @@ void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, flo
   }
   const __m256i low4 = _mm256_set1_epi8(0xf);
   const __m256i ones16 = _mm256_set1_epi16(1);
-  for (size_t b = 0; b < Q4X8Layout::Blocks(a.n); ++b) {
+  const size_t n_end = ColumnEnd(a);
+  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {
     const uint8_t* block = w + b * groups * tile_bytes;
-    const size_t rows = a.n - 8 * b < 8 ? a.n - 8 * b : 8;
+    const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
     for (size_t i = 0; i < a.m; ++i) {
       const int8_t* xqi = xq.p + i * kp;
       __m256 acc = _mm256_setzero_ps();

@@ -6,14 +6,15 @@
 
 namespace slim {
 
-Expected<std::unique_ptr<DecoderSession>> DecoderSession::Create(const Model& model) {
+Expected<std::unique_ptr<DecoderSession>> DecoderSession::Create(const Model& model,
+                                                                const RuntimeOptions& options) {
   if (!model.decoder) {
     return InvalidInput(model.path, ": not a decoder language model (needs an input 'input_ids' "
                         "and an output 'logits')");
   }
   SLIM_ASSIGN_OR_RETURN(Graph graph, UpcastFp16Compute(model.graph));
   std::unique_ptr<DecoderSession> s(new DecoderSession(model, std::move(graph)));
-  SLIM_ASSIGN_OR_RETURN(s->interp_, Interpreter::Create(s->graph_));
+  SLIM_ASSIGN_OR_RETURN(s->interp_, Interpreter::Create(s->graph_, options));
   SLIM_RETURN_IF_ERROR(s->Init().WithContext(model.path));
   return s;
 }

@@ -19,8 +19,10 @@ namespace slim {
 class DecoderSession {
  public:
   // Tensors are shared with `model` (no weight copies). Fails when the model
-  // is not a decoder.
-  static Expected<std::unique_ptr<DecoderSession>> Create(const Model& model);
+  // is not a decoder. `options` (threads) changes the speed, never the
+  // logits (interpreter.h RuntimeOptions).
+  static Expected<std::unique_ptr<DecoderSession>> Create(const Model& model,
+                                                          const RuntimeOptions& options = RuntimeOptions());
 
   // Appends `tokens` (batch 1) to the context; returns their logits,
   // row-major [tokens.size(), vocab_size()] as float32.

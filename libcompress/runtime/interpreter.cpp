@@ -7,9 +7,17 @@
 
 namespace slim {
 
-Expected<std::unique_ptr<Interpreter>> Interpreter::Create(const Graph& graph) {
+Expected<std::unique_ptr<Interpreter>> Interpreter::Create(const Graph& graph,
+                                                          const RuntimeOptions& options) {
+  SLIM_CHECK_INPUT(options.threads >= 1 && options.threads <= RuntimeOptions::kMaxThreads,
+                   "runtime threads must be in [1, ", RuntimeOptions::kMaxThreads, "], got ",
+                   options.threads);
   std::unique_ptr<Interpreter> interp(new Interpreter(graph));
   SLIM_RETURN_IF_ERROR(interp->Plan());
+  if (options.threads > 1) {
+    SLIM_ASSIGN_OR_RETURN(interp->pool_, ThreadPool::Create(options.threads));
+  }
+  interp->parallel_ = ParallelContext{interp->pool_.get(), options.min_work_per_thread};
   return interp;
 }
 
@@ -167,7 +175,7 @@ Expected<std::map<std::string, Tensor>> Interpreter::Run(
   std::vector<uint64_t> bytes_read(stats ? values.size() : 0, 0);
   for (const Step& step : steps_) {
     const Node& node = graph_.nodes[step.node];
-    OpCall call{node, opset_, {}};
+    OpCall call{node, opset_, {}, parallel_};
     call.inputs.reserve(step.inputs.size());
     for (size_t i = 0; i < step.inputs.size(); ++i) {
       const int s = step.inputs[i];

@@ -18,6 +18,7 @@
 
 #include "libcompress/common/status.h"
 #include "libcompress/ir/graph.h"
+#include "libcompress/runtime/thread_pool.h"
 
 namespace slim {
 
@@ -45,10 +46,25 @@ struct ValueObserver {
   std::function<Status(const std::string& name, const Tensor& value)> on_value;
 };
 
+// How a session executes. Outputs are byte-identical for every setting
+// (thread_pool.h says why); only the speed changes.
+struct RuntimeOptions {
+  static constexpr int kMaxThreads = 256;
+  // Threads for large matrix products, the calling thread included
+  // (1 = everything on the calling thread).
+  int threads = 1;
+  // A product is split only into chunks of at least this many multiply-adds
+  // (tests lower it to split tiny products).
+  uint64_t min_work_per_thread = kDefaultMinWorkPerThread;
+};
+
 class Interpreter {
  public:
-  // `graph` must outlive the interpreter.
-  static Expected<std::unique_ptr<Interpreter>> Create(const Graph& graph);
+  // `graph` must outlive the interpreter. Starts options.threads - 1 worker
+  // threads, kept until the interpreter is destroyed; threads must be in
+  // [1, RuntimeOptions::kMaxThreads].
+  static Expected<std::unique_ptr<Interpreter>> Create(const Graph& graph,
+                                                       const RuntimeOptions& options = RuntimeOptions());
 
   // Runs the graph. `feeds` holds every graph input (by name); returns the
   // requested outputs (all graph outputs when `output_names` is empty).
@@ -60,6 +76,7 @@ class Interpreter {
                                               const ValueObserver* observer = nullptr) const;
 
   const Graph& graph() const { return graph_; }
+  int threads() const { return pool_ ? pool_->threads() : 1; }
 
  private:
   struct Step {
@@ -80,6 +97,8 @@ class Interpreter {
   std::vector<SlotKind> kind_;     // what a read of the slot counts as in RunStats
   std::vector<std::string> input_name_;  // slot -> graph input name (kInput slots)
   std::vector<Step> steps_;
+  std::unique_ptr<ThreadPool> pool_;  // null for one thread
+  ParallelContext parallel_;          // what every OpCall gets
 };
 
 }  // namespace slim

@@ -16,6 +16,7 @@
 
 #include "libcompress/common/status.h"
 #include "libcompress/ir/graph.h"
+#include "libcompress/runtime/thread_pool.h"
 
 namespace slim {
 
@@ -23,6 +24,9 @@ struct OpCall {
   const Node& node;
   int64_t opset;                      // ai.onnx opset of the model
   std::vector<const Tensor*> inputs;  // nullptr for omitted optional inputs
+  // The session's threads; ops split work only as thread_pool.h allows, so
+  // outputs do not depend on it.
+  ParallelContext parallel = {};
   // Input i or nullptr when absent (past the end or omitted).
   const Tensor* in(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
 };

@@ -59,21 +59,31 @@ Expected<DType> ResultType(const Node& node, DType a, DType b) {
 }
 
 // C[m, n] = A[m, k] * B for one matrix pair, with B (float32/16-bit) read at
-// `b_offset` elements into `b` as stored.
-void Gemm2D(size_t m, size_t n, size_t k, const float* a, size_t lda, const Tensor& b,
-            size_t b_offset, size_t ldb, GemmBLayout layout, float* c, size_t ldc) {
+// `b_offset` elements into `b` as stored. Large products are split into
+// column ranges [j0, j1) on the session's threads: each range is the same
+// kernel on B's columns j0.. (kKN: b + j0; kNK: b + j0 * ldb) writing C's
+// columns j0.., and every gemm_f32 path computes an element from its A row
+// and B column alone (gemm_f32.h), so the split does not change a bit.
+void Gemm2D(const ParallelContext& parallel, size_t m, size_t n, size_t k, const float* a,
+            size_t lda, const Tensor& b, size_t b_offset, size_t ldb, GemmBLayout layout,
+            float* c, size_t ldc) {
   const GemmF32Kernels& kernels = GemmF32ForHost();
-  switch (b.dtype()) {
-    case DType::kFloat16:
-      kernels.gemm_f32_f16w(m, n, k, a, lda, b.data<uint16_t>() + b_offset, ldb, layout, c, ldc);
-      break;
-    case DType::kBFloat16:
-      kernels.gemm_f32_bf16w(m, n, k, a, lda, b.data<uint16_t>() + b_offset, ldb, layout, c, ldc);
-      break;
-    default:
-      kernels.gemm_f32(m, n, k, a, lda, b.data<float>() + b_offset, ldb, layout, c, ldc);
-      break;
-  }
+  const size_t column_step = layout == GemmBLayout::kKN ? 1 : ldb;
+  const uint64_t work = static_cast<uint64_t>(m) * n * k;
+  ParallelColumns(parallel, n, work, [&](size_t j0, size_t j1) {
+    const size_t off = b_offset + j0 * column_step;
+    switch (b.dtype()) {
+      case DType::kFloat16:
+        kernels.gemm_f32_f16w(m, j1 - j0, k, a, lda, b.data<uint16_t>() + off, ldb, layout, c + j0, ldc);
+        break;
+      case DType::kBFloat16:
+        kernels.gemm_f32_bf16w(m, j1 - j0, k, a, lda, b.data<uint16_t>() + off, ldb, layout, c + j0, ldc);
+        break;
+      default:
+        kernels.gemm_f32(m, j1 - j0, k, a, lda, b.data<float>() + off, ldb, layout, c + j0, ldc);
+        break;
+    }
+  });
 }
 
 // Plain product for float64 and integers: C = A[m, k] * B with B [k, n]
@@ -169,12 +179,12 @@ Status MatMul(const OpCall& call, std::vector<Tensor>& outputs) {
     // One B for every batch: all A rows form one [batch * M, K] product,
     // so prefill over [1, T, hidden] is a single kernel call.
     const size_t rows = static_cast<size_t>(ShapeNumel(s.batch)) * s.m;
-    Gemm2D(rows, s.n, s.k, a32.data(), s.k, *b, 0, s.n, GemmBLayout::kKN, y, s.n);
+    Gemm2D(call.parallel, rows, s.n, s.k, a32.data(), s.k, *b, 0, s.n, GemmBLayout::kKN, y, s.n);
   } else {
     const auto a_idx = ops::BroadcastIndex(s.a_batch, s.batch);
     const auto b_idx = ops::BroadcastIndex(s.b_batch, s.batch);
     for (size_t bi = 0; bi < a_idx.size(); ++bi) {
-      Gemm2D(s.m, s.n, s.k, a32.data() + static_cast<size_t>(a_idx[bi]) * s.m * s.k, s.k, *b,
+      Gemm2D(call.parallel, s.m, s.n, s.k, a32.data() + static_cast<size_t>(a_idx[bi]) * s.m * s.k, s.k, *b,
              static_cast<size_t>(b_idx[bi]) * s.k * s.n, s.n, GemmBLayout::kKN,
              y + bi * s.m * s.n, s.n);
     }
@@ -245,7 +255,7 @@ Status Gemm(const OpCall& call, std::vector<Tensor>& outputs) {
       }
       a_rows = a_t.data();
     }
-    Gemm2D(mm, nn, kk, a_rows, kk, *b, 0, trans_b ? kk : nn,
+    Gemm2D(call.parallel, mm, nn, kk, a_rows, kk, *b, 0, trans_b ? kk : nn,
            trans_b ? GemmBLayout::kNK : GemmBLayout::kKN, y, nn);
   }
   const std::vector<float> c_vals = c && beta != 0.0f ? ops::LoadFloat(*c) : std::vector<float>{};

@@ -1,6 +1,8 @@
 // slimpack's quantized operators (docs/ARCHITECTURE.md "Quantized weights in
 // the IR"): MatMulQ multiplies activations with a packed int4/int8 blob
-// through the kernels of gemm_q.h; GatherQ looks rows up in a q8_row blob.
+// through the kernels of gemm_q.h (large products split by output columns
+// over the session's threads, thread_pool.h); GatherQ looks rows up in a
+// q8_row blob.
 #include <cstring>
 
 #include "libcompress/kernels/gemm_q.h"
@@ -43,13 +45,32 @@ Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
   std::vector<int64_t> shape = a->shape();
   shape.back() = n;
   Tensor y(DType::kFloat32, shape);
-  SLIM_RETURN_IF_ERROR(QGemm(layout, path, xp, m, static_cast<size_t>(k), static_cast<const uint8_t*>(w->raw()),
-                             w->nbytes(), static_cast<size_t>(n), y.MutableData<float>())
-                           .WithContext(node.Describe()));
+  auto plan = PlanQGemm(layout, path, static_cast<size_t>(k), w->nbytes(), static_cast<size_t>(n));
+  if (!plan.ok()) return plan.status().WithContext(node.Describe());
+  QGemmArgs args;
+  args.m = m;
+  args.n = static_cast<size_t>(n);
+  args.k = static_cast<size_t>(k);
+  args.group_size = layout.group_size;
+  args.symmetric = layout.symmetric;
+  const auto* wp = static_cast<const uint8_t*>(w->raw());
+  float* yp = y.MutableData<float>();
+  // Column ranges of Y on the session's threads: every output is the
+  // kernel's function of its X row and W row alone (gemm_q.h), and ranges
+  // start on kColumnAlign, a multiple of the x8 block (kQGemmColumnAlign).
+  static_assert(kColumnAlign % kQGemmColumnAlign == 0, "column chunks must start on a q4x8 block");
+  if (m > 0) {
+    ParallelColumns(call.parallel, args.n, static_cast<uint64_t>(m) * args.n * args.k,
+                    [&](size_t j0, size_t j1) {
+                      QGemmArgs range = args;
+                      range.n_begin = j0;
+                      range.n_end = j1;
+                      plan->fn(range, xp, wp, yp);
+                    });
+  }
   if (bias) {
     SLIM_CHECK_INPUT(bias->numel() == n, node.Describe(), ": bias has ", bias->numel(), " elements, N = ", n);
     const std::vector<float> b = ops::LoadFloat(*bias);
-    float* yp = y.MutableData<float>();
     for (size_t r = 0; r < m; ++r) {
       for (size_t c = 0; c < static_cast<size_t>(n); ++c) yp[r * static_cast<size_t>(n) + c] += b[c];
     }

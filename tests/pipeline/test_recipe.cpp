@@ -125,7 +125,7 @@ TEST_CASE("recipe parsing reports what and where", "[pipeline][recipe]") {
 TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   std::vector<std::string> names;
   for (const auto& p : ListPresets()) names.push_back(p.name);
-  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-g128"});
+  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-g128", "int4-gptq"});
   for (const auto& name : names) {
     auto r = GetPreset(name);
     INFO(name << ": " << r.status().message());
@@ -140,10 +140,15 @@ TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   CHECK(int4->passes[0].options.GetBool("search"));
   CHECK(int4->passes[0].options.GetString("classifier") == "int8");
   CHECK(GetPreset("int4-g128")->passes[0].options.GetInt("group_size") == 128);
+  CHECK_FALSE(int4->passes[0].options.GetBool("gptq"));
+  auto gptq = GetPreset("int4-gptq");
+  CHECK(gptq->passes[0].options.GetBool("gptq"));
+  CHECK(PassManager::Create(*gptq, {})->NeedsHessians());
+  CHECK_FALSE(PassManager::Create(*int4, {})->NeedsHessians());
   CHECK(GetPreset("int8")->passes[0].pass == "quantize_int8");
   auto unknown = GetPreset("int3");
   REQUIRE_FALSE(unknown.ok());
-  CHECK(Contains(unknown.status().message(), "presets: int8, int4, int4-g128"));
+  CHECK(Contains(unknown.status().message(), "presets: int8, int4, int4-g128, int4-gptq"));
 }
 
 TEST_CASE("preset + recipe: the recipe wins where they overlap, and says so", "[pipeline][presets]") {
