@@ -8,7 +8,7 @@
 #   gptq     calib + GPTQ error compensation
 # int8 per channel and int4 group 32 symmetric/asymmetric, classifier int8 or
 # kept FP16. Calibration uses sequences 64..127, never the scored ones.
-#   bench/quant_quality.sh [build-dir]
+#   bench/quant_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 slimpack="${1:-$root/build}/tools/slimpack"
@@ -26,7 +26,9 @@ measure() {  # model label pass options-json [compile args...]
     "$(grep -o '"kl_mean": [^,]*\|"top1_agreement": [^,]*\|"ppl_ratio": [^,]*' "$tmp/v.json" | tr '\n' ' ')"
 }
 
-for model in kjv-byte stories260k; do
+models=("${@:2}")
+[ ${#models[@]} -gt 0 ] || models=(kjv-byte stories260k)
+for model in "${models[@]}"; do
   calib=(--calib "$root/models/$model/calib_tokens.json" --calib-skip 64 --calib-sequences 64)
   measure "$model" "int8 rtn" quantize_int8 '{"search": false}'
   measure "$model" "int8 search" quantize_int8 '{"search": true}'

@@ -470,7 +470,7 @@ std::vector<float> WeightRowsNK(const Tensor& t, bool kn, size_t n, size_t k) {
   return out;
 }
 
-Result Quantize(const Candidate& c, const Plan& p) {
+Result Quantize(const Candidate& c, const Plan& p, const GptqFactor* gptq) {
   const auto t0 = Clock::now();
   Result res;
   const std::vector<float> w = WeightRowsNK(c.tensor, c.kn, p.n, p.k);
@@ -485,8 +485,7 @@ Result Quantize(const Candidate& c, const Plan& p) {
   qo.refine_iters = p.request.refine_iters;
   qo.importance = p.importance.empty() ? nullptr : p.importance.data();
   qo.importance_row_stride = 0;  // one K-vector for every row
-  qo.hessian = p.hessian ? p.hessian->gram.data() : nullptr;
-  qo.gptq_damp = p.request.gptq_damp;
+  qo.gptq = gptq;
   auto q = QuantizeMatrix(w.data(), p.n, p.k, qo);
   if (!q.ok()) {
     res.failure = q.status().message();
@@ -509,27 +508,55 @@ Result Quantize(const Candidate& c, const Plan& p) {
 
 // Quantizes plans[i] for every i with plans[i].quantize, on up to `threads`
 // threads; results land at their plan's index, so the output does not
-// depend on the thread count.
+// depend on the thread count. Tensors that share a GPTQ input (q/k/v,
+// gate/up) form one work unit, so its factor (O(K^3)) is computed once and
+// freed when the unit is done.
 std::vector<Result> QuantizeAll(const std::vector<Candidate>& cands, const std::vector<Plan>& plans,
                                 const PassContext& ctx) {
-  std::vector<size_t> todo;
+  struct Unit {
+    std::vector<size_t> plans;
+    const ActivationStat* hessian = nullptr;
+    double damp = 0;
+  };
+  std::vector<Unit> units;
   for (size_t i = 0; i < plans.size(); ++i) {
-    if (plans[i].quantize) todo.push_back(i);
+    if (!plans[i].quantize) continue;
+    const Plan& p = plans[i];
+    auto same = std::find_if(units.begin(), units.end(), [&](const Unit& u) {
+      return p.hessian && u.hessian == p.hessian && u.damp == p.request.gptq_damp;
+    });
+    if (same != units.end()) {
+      same->plans.push_back(i);
+    } else {
+      units.push_back({{i}, p.hessian, p.request.gptq_damp});
+    }
   }
+  size_t total = 0;
+  for (const Unit& u : units) total += u.plans.size();
   std::vector<Result> results(plans.size());
   std::atomic<size_t> next{0};
   std::mutex progress_mu;
   size_t done = 0;
   auto worker = [&]() {
-    for (size_t j = next.fetch_add(1); j < todo.size(); j = next.fetch_add(1)) {
-      const size_t i = todo[j];
-      results[i] = Quantize(cands[i], plans[i]);
-      std::lock_guard<std::mutex> lock(progress_mu);
-      ctx.Progress(++done, todo.size(), cands[i].name);
+    for (size_t j = next.fetch_add(1); j < units.size(); j = next.fetch_add(1)) {
+      const Unit& u = units[j];
+      std::optional<Expected<GptqFactor>> factor;
+      if (u.hessian) {
+        factor.emplace(PrepareGptq(u.hessian->gram.data(), static_cast<size_t>(u.hessian->dim), u.damp));
+      }
+      for (size_t i : u.plans) {
+        if (factor && !factor->ok()) {
+          results[i].failure = factor->status().message();
+        } else {
+          results[i] = Quantize(cands[i], plans[i], factor ? &**factor : nullptr);
+        }
+        std::lock_guard<std::mutex> lock(progress_mu);
+        ctx.Progress(++done, total, cands[i].name);
+      }
     }
   };
   const size_t nthreads = std::min<size_t>(static_cast<size_t>(std::max(ctx.threads, 1)),
-                                           std::max<size_t>(todo.size(), 1));
+                                           std::max<size_t>(units.size(), 1));
   std::vector<std::thread> pool;
   for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
   worker();

@@ -106,9 +106,13 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
       using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
       if (a.stat.gram.empty()) a.stat.gram.assign(kk * kk, 0.0);
       Eigen::Map<const MatF> xm(p, static_cast<Eigen::Index>(rows), k);
-      const MatF xtx = xm.transpose() * xm;  // one sequence in float, the sum over sequences in double
+      // One value's X^T X in float (lower triangle only: a symmetric rank
+      // update costs half a product), summed over values in double; the
+      // upper triangle is filled in at the end.
+      MatF xtx = MatF::Zero(k, k);
+      xtx.selfadjointView<Eigen::Lower>().rankUpdate(xm.transpose());
       Eigen::Map<Eigen::MatrixXd> gm(a.stat.gram.data(), k, k);
-      gm += xtx.cast<double>();
+      gm.triangularView<Eigen::Lower>() += xtx.cast<double>();
     }
     return Status::Ok();
   };
@@ -126,7 +130,17 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
   for (auto& [name, a] : acc) {
     const double rows = static_cast<double>(std::max<int64_t>(a.stat.rows, 1));
     for (double& m : a.stat.mean_sq) m /= rows;
-    for (double& m : a.stat.gram) m /= rows;
+    if (!a.stat.gram.empty()) {
+      // Column-major lower triangle (i >= j) -> both triangles.
+      const size_t k = static_cast<size_t>(a.stat.dim);
+      for (size_t j = 0; j < k; ++j) {
+        for (size_t i = j; i < k; ++i) {
+          const double v = a.stat.gram[j * k + i] / rows;
+          a.stat.gram[j * k + i] = v;
+          a.stat.gram[i * k + j] = v;
+        }
+      }
+    }
     stats.values[name] = std::move(a.stat);
   }
   return stats;

@@ -250,44 +250,25 @@ QuantizedMatrix EmptyMatrix(const QuantScheme& scheme, size_t rows, size_t cols)
 // Generative Pre-trained Transformers", Algorithm 1). Minimises the layer's
 // output error sum_x ||(W - W')x||^2 = tr(D H D^T) rather than the weight
 // error: columns are quantized in order and each column's rounding error is
-// spread over the columns not yet quantized through the upper Cholesky
-// factor U of H^-1 (H^-1 = U^T U):
+// spread over the columns not yet quantized through U (GptqFactor):
 //   e = (w_i - w'_i) / U_ii;   w_j -= e * U_ij  for j > i.
 // Lazy batches of kBlock columns: inside a block the update touches only the
 // block; at its end one matrix product updates the rest. A group's scale is
 // chosen (by the same search as without GPTQ, on the weights as updated so
 // far) when its first column is reached, so blocks hold whole groups (int8's
-// one group per row is fitted at column 0). Columns whose input never fired
-// (H_ii = 0) are zeroed, as in the reference implementation.
+// one group per row is fitted at column 0).
 // One matrix is processed by one thread: Eigen's products then give the same
 // bytes whatever the caller's thread count.
-Status QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, QuantizedMatrix* q) {
-  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, QuantizedMatrix* q) {
   using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const GptqFactor& f = *opt.gptq;
   const size_t rows = q->rows, cols = q->cols, g = q->group_size;
   const auto K = static_cast<Eigen::Index>(cols);
   MatF W = Eigen::Map<const MatF>(w, static_cast<Eigen::Index>(rows), K);
-  MatD H = Eigen::Map<const MatD>(opt.hessian, K, K);  // symmetric: storage order does not matter
-  double mean_diag = 0;
   for (Eigen::Index i = 0; i < K; ++i) {
-    SLIM_CHECK_INPUT(std::isfinite(H(i, i)) && H(i, i) >= 0, "Hessian diagonal at column ", i, " is ",
-                     H(i, i), " (must be finite and >= 0)");
-    if (H(i, i) == 0) {
-      H(i, i) = 1;
-      W.col(i).setZero();
-    }
-    mean_diag += H(i, i);
+    if (f.dead[static_cast<size_t>(i)]) W.col(i).setZero();
   }
-  mean_diag /= static_cast<double>(K);
-  H.diagonal().array() += opt.gptq_damp * mean_diag;
-  Eigen::LLT<MatD> llt(H);
-  SLIM_CHECK_INPUT(llt.info() == Eigen::Success,
-                   "GPTQ: the damped Hessian is not positive definite (raise the damping, now ",
-                   opt.gptq_damp, ")");
-  const MatD hinv = llt.solve(MatD::Identity(K, K));
-  Eigen::LLT<MatD> llt_inv(hinv);
-  SLIM_CHECK_INPUT(llt_inv.info() == Eigen::Success, "GPTQ: the inverse Hessian is not positive definite");
-  const MatF U = MatD(llt_inv.matrixU()).cast<float>();
+  Eigen::Map<const MatF> U(f.u.data(), K, K);
 
   // Blocks hold whole groups: a multiple of the group size, or every column
   // for int8 (one group per row).
@@ -329,10 +310,51 @@ Status QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr
       W.rightCols(rest).noalias() -= err.leftCols(bn) * U.block(b0, static_cast<Eigen::Index>(i2), bn, rest);
     }
   }
-  return Status::Ok();
 }
 
 }  // namespace
+
+Expected<GptqFactor> PrepareGptq(const double* hessian, size_t cols, double damp) {
+  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+  SLIM_CHECK_INPUT(cols > 0, "GPTQ: empty Hessian");
+  SLIM_CHECK_INPUT(std::isfinite(damp) && damp >= 0, "GPTQ: damping must be finite and >= 0, got ", damp);
+  const auto K = static_cast<Eigen::Index>(cols);
+  GptqFactor f;
+  f.cols = cols;
+  f.dead.assign(cols, 0);
+  // Reversed: R = J H J, i.e. R(i, j) = H(K-1-i, K-1-j) (H is symmetric, so
+  // the storage order does not matter).
+  MatD R(K, K);
+  for (Eigen::Index i = 0; i < K; ++i) {
+    for (Eigen::Index j = 0; j < K; ++j) R(i, j) = hessian[static_cast<size_t>((K - 1 - i) * K + (K - 1 - j))];
+  }
+  double mean_diag = 0;
+  for (Eigen::Index i = 0; i < K; ++i) {
+    const size_t col = static_cast<size_t>(K - 1 - i);
+    SLIM_CHECK_INPUT(std::isfinite(R(i, i)) && R(i, i) >= 0, "Hessian diagonal at column ", col, " is ",
+                     R(i, i), " (must be finite and >= 0)");
+    if (R(i, i) == 0) {
+      f.dead[col] = 1;
+      R(i, i) = 1;
+    }
+    mean_diag += R(i, i);
+  }
+  mean_diag /= static_cast<double>(K);
+  R.diagonal().array() += damp * mean_diag;
+  Eigen::LLT<MatD> llt(R);
+  SLIM_CHECK_INPUT(llt.info() == Eigen::Success,
+                   "GPTQ: the damped Hessian is not positive definite (raise the damping, now ", damp, ")");
+  MatD linv = MatD::Identity(K, K);
+  llt.matrixL().solveInPlace(linv);  // L^-1, lower triangular
+  f.u.resize(cols * cols);
+  // U = J L^-1 J: U(i, j) = L^-1(K-1-i, K-1-j), upper triangular.
+  for (Eigen::Index i = 0; i < K; ++i) {
+    for (Eigen::Index j = 0; j < K; ++j) {
+      f.u[static_cast<size_t>(i * K + j)] = j >= i ? static_cast<float>(linv(K - 1 - i, K - 1 - j)) : 0.0f;
+    }
+  }
+  return f;
+}
 
 Status ValidateQuantScheme(const QuantScheme& s) {
   if (s.bits == 8) {
@@ -379,8 +401,11 @@ Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t col
     }
   }
   QuantizedMatrix q = EmptyMatrix(opt.scheme, rows, cols);
-  if (opt.hessian) {
-    SLIM_RETURN_IF_ERROR(QuantizeGptq(w, opt, cr, &q));
+  if (opt.gptq) {
+    SLIM_CHECK_INPUT(opt.gptq->cols == cols && opt.gptq->u.size() == cols * cols &&
+                         opt.gptq->dead.size() == cols,
+                     "GPTQ factor is for ", opt.gptq->cols, " columns, the matrix has ", cols);
+    QuantizeGptq(w, opt, cr, &q);
     q.error = MeasureQuantError(w, q, opt.importance, opt.importance_row_stride);
     return q;
   }

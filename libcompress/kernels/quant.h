@@ -52,6 +52,17 @@ struct QuantScheme {
   bool symmetric = true;   // int8 must be symmetric
 };
 
+// The part of GPTQ that depends only on the layer's input, shared by every
+// weight multiplying the same activations (q/k/v, gate/up): U, the upper
+// Cholesky factor of H^-1 (H^-1 = U^T U) for H = E[x x^T] + damp * mean(diag
+// H) * I, and the columns whose input never fired (H_ii = 0; their weights
+// are zeroed, as in the reference implementation, and H_ii set to 1).
+struct GptqFactor {
+  size_t cols = 0;
+  std::vector<float> u;       // cols x cols, row-major, upper triangle used
+  std::vector<uint8_t> dead;  // cols entries, 1 = input never fired
+};
+
 struct QuantOptions {
   QuantScheme scheme;
   bool search = true;     // false: plain RTN (the baseline the search beats)
@@ -64,14 +75,19 @@ struct QuantOptions {
   // stride cols gives every element its own weight.
   const float* importance = nullptr;
   size_t importance_row_stride = 0;
-  // GPTQ when set: H = E[x x^T] of the layer's input, cols x cols (symmetric,
-  // positive semi-definite). Columns are quantized in order with their
+  // GPTQ when set (PrepareGptq): columns are quantized in order with their
   // rounding error compensated in the later columns (see QuantizeGptq in
   // quant.cpp); each group's scale still comes from the search above, on the
-  // compensated weights. gptq_damp * mean(diag H) is added to the diagonal.
-  const double* hessian = nullptr;
-  double gptq_damp = 0.01;
+  // compensated weights. factor->cols must equal cols.
+  const GptqFactor* gptq = nullptr;
 };
+
+// `hessian` is cols x cols (symmetric, positive semi-definite). One Cholesky
+// factorisation and one triangular inverse in double: with J the reversal
+// permutation and J H J = L L^T, U = J L^-1 J (2/3 cols^3 flops instead of
+// the 5/3 of factor, invert, factor again). Fails naming the column of a
+// bad diagonal, or when the damped H is not positive definite.
+Expected<GptqFactor> PrepareGptq(const double* hessian, size_t cols, double damp);
 
 // Reconstruction error of one matrix against the FP32 weights it came from.
 struct QuantErrorStats {

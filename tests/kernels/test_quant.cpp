@@ -442,8 +442,10 @@ TEST_CASE("GPTQ with a diagonal Hessian is the search itself", "[quant][gptq]") 
     QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
                                   scheme.symmetric, true);
     search.importance = imp.data();
+    auto factor = PrepareGptq(h.data(), k, 0.01);
+    REQUIRE(factor.ok());
     QuantOptions gptq = search;
-    gptq.hessian = h.data();
+    gptq.gptq = &*factor;
     auto a = QuantizeMatrix(w.data(), n, k, search);
     auto b = QuantizeMatrix(w.data(), n, k, gptq);
     REQUIRE(a.ok());
@@ -467,8 +469,10 @@ TEST_CASE("GPTQ lowers the output error on correlated activations", "[quant][gpt
     QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
                                   scheme.symmetric, true);
     search.importance = imp.data();
+    auto factor = PrepareGptq(h.data(), k, 0.01);
+    REQUIRE(factor.ok());
     QuantOptions gptq = search;
-    gptq.hessian = h.data();
+    gptq.gptq = &*factor;
     auto a = QuantizeMatrix(w.data(), n, k, search);
     auto b = QuantizeMatrix(w.data(), n, k, gptq);
     auto b2 = QuantizeMatrix(w.data(), n, k, gptq);
@@ -486,27 +490,58 @@ TEST_CASE("GPTQ lowers the output error on correlated activations", "[quant][gpt
   }
 }
 
-TEST_CASE("GPTQ refuses a bad Hessian", "[quant][gptq]") {
-  const size_t n = 4, k = 32;
+TEST_CASE("GPTQ factor: U^T U is the damped inverse Hessian; bad Hessians are refused", "[quant][gptq]") {
+  const size_t k = 48, m = 300;
+  std::vector<float> x;
+  std::vector<double> h;
+  CorrelatedActivations(m, k, 31, &x, &h);
+  h[9 * k + 9] = 0.0;  // an input that never fired
+  for (size_t j = 0; j < k; ++j) h[9 * k + j] = h[j * k + 9] = 0.0;
+  const double damp = 0.05;
+  auto f = PrepareGptq(h.data(), k, damp);
+  REQUIRE(f.ok());
+  CHECK(f->dead[9] == 1);
+  CHECK(f->dead[8] == 0);
+  // (U^T U) * H_damped = I within FP32 rounding of U.
+  std::vector<double> hd = h;
+  hd[9 * k + 9] = 1.0;
+  double mean = 0;
+  for (size_t i = 0; i < k; ++i) mean += hd[i * k + i];
+  mean /= static_cast<double>(k);
+  for (size_t i = 0; i < k; ++i) hd[i * k + i] += damp * mean;
+  double worst = 0;
+  for (size_t i = 0; i < k; ++i) {
+    for (size_t j = 0; j < k; ++j) {
+      if (j < i) CHECK(f->u[i * k + j] == 0.0f);
+      double v = 0;  // row i of (U^T U) H
+      for (size_t t = 0; t < k; ++t) {
+        double uu = 0;
+        for (size_t s2 = 0; s2 < k; ++s2) uu += static_cast<double>(f->u[s2 * k + i]) * f->u[s2 * k + t];
+        v += uu * hd[t * k + j];
+      }
+      worst = std::max(worst, std::fabs(v - (i == j ? 1.0 : 0.0)));
+    }
+  }
+  CHECK(worst < 1e-4);
+
+  // A dead column's weights become zero codes.
+  const size_t n = 4;
   const auto w = Gaussian(n * k, 3);
-  std::vector<double> h(k * k, 0.0);
-  for (size_t i = 0; i < k; ++i) h[i * k + i] = 1.0;
-  h[5 * k + 5] = -1.0;
   QuantOptions o = Options(4, 32, true, true);
-  o.hessian = h.data();
-  auto q = QuantizeMatrix(w.data(), n, k, o);
-  REQUIRE_FALSE(q.ok());
-  CHECK_THAT(q.status().message(), Catch::Contains("column 5"));
-  // Indefinite off the diagonal: not positive definite after damping.
-  for (size_t i = 0; i < k; ++i) h[i * k + i] = 1.0;
-  h[0 * k + 1] = h[1 * k + 0] = 3.0;
-  CHECK_THAT(QuantizeMatrix(w.data(), n, k, o).status().message(), Catch::Contains("not positive definite"));
-  // A column whose input never fires (H_ii = 0) is zeroed, not an error.
-  h[0 * k + 1] = h[1 * k + 0] = 0.0;
-  h[7 * k + 7] = 0.0;
+  o.gptq = &*f;
   auto z = QuantizeMatrix(w.data(), n, k, o);
   REQUIRE(z.ok());
-  for (size_t r = 0; r < n; ++r) CHECK(z->codes[r * k + 7] == 0);
+  for (size_t r = 0; r < n; ++r) CHECK(z->codes[r * k + 9] == 0);
+  // A factor for another width is refused.
+  CHECK_THAT(QuantizeMatrix(w.data(), 2, 2 * k, o).status().message(), Catch::Contains("48 columns"));
+
+  std::vector<double> bad(k * k, 0.0);
+  for (size_t i = 0; i < k; ++i) bad[i * k + i] = 1.0;
+  bad[5 * k + 5] = -1.0;
+  CHECK_THAT(PrepareGptq(bad.data(), k, 0.01).status().message(), Catch::Contains("column 5"));
+  bad[5 * k + 5] = 1.0;
+  bad[0 * k + 1] = bad[1 * k + 0] = 3.0;  // indefinite off the diagonal
+  CHECK_THAT(PrepareGptq(bad.data(), k, 0.01).status().message(), Catch::Contains("not positive definite"));
 }
 
 TEST_CASE("quantizer edge cases and bad input", "[quant]") {
