@@ -58,5 +58,6 @@ void AddCompileCommand(CLI::App& app, int& exit_code);
 void AddVerifyCommand(CLI::App& app, int& exit_code);
 void AddPassesCommand(CLI::App& app, int& exit_code);
 void AddTargetsCommand(CLI::App& app, int& exit_code);
+void AddExportCommand(CLI::App& app, int& exit_code);
 
 }  // namespace slim::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   slim::cli::AddPassesCommand(app, exit_code);
   slim::cli::AddTargetsCommand(app, exit_code);
   slim::cli::AddSynthCommand(app, exit_code);
+  slim::cli::AddExportCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

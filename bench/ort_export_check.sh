@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# ONNX Runtime cross-check of `slimpack export` (docs/EXPORT.md "Measured").
+#
+# For each configuration: compile the bundled model, export it to ONNX, run
+# the packed file in our runtime (slimpack_dump_logits) and the exported file
+# in ONNX Runtime (bench/ort_check.js), and print max |logit difference|,
+# max |logit| and top-1 agreement over the first N calibration sequences,
+# against the packed model on the f32-dequant-fma path (packed_path=f32, the
+# exported arithmetic) and on its default path (packed_path=default).
+#
+# Needs a build with -DSLIMPACK_BUILD_BENCH=ON and onnxruntime-node installed
+# outside the repository (not in CI):
+#   mkdir -p /work/ort && cd /work/ort && npm install --ignore-scripts onnxruntime-node
+# Usage: bench/ort_export_check.sh [BUILD_DIR] [N]   (ORT_DIR overrides /work/ort)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+n="${2:-8}"
+slimpack="$build/tools/slimpack"
+dump="$build/bench/slimpack_dump_logits"
+for exe in "$slimpack" "$dump"; do
+  [[ -x "$exe" ]] || { echo "missing $exe (build with -DSLIMPACK_BUILD_BENCH=ON)" >&2; exit 2; }
+done
+command -v node >/dev/null || { echo "node is not installed" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+asym_x8='{"passes":[{"pass":"quantize_int4","options":{"symmetric":false}},{"pass":"select_layout","options":{"int4_layout":"x8"}}]}'
+echo "$asym_x8" >"$work/asym_x8.json"
+# Group 64 on K = 172: three blocks, so a zero-point row ends in half a byte.
+asym_g64='{"passes":[{"pass":"quantize_int4","options":{"symmetric":false,"group_size":64}},{"pass":"select_layout","options":{"int4_layout":"row"}}]}'
+echo "$asym_g64" >"$work/asym_g64.json"
+
+# name model compile-args export-args
+configs=(
+  "kjv-int4-sym-row|kjv-byte|--preset int4|"
+  "kjv-int4-asym-x8|kjv-byte|--recipe $work/asym_x8.json|"
+  "kjv-int8|kjv-byte|--preset int8|"
+  "kjv-int4-dequantize|kjv-byte|--preset int4|--int4 dequantize"
+  "stories260k-int4|stories260k|--preset int4|"
+  "stories260k-int4-asym-x8|stories260k|--recipe $work/asym_x8.json|"
+  "stories260k-int4-asym-g64-row|stories260k|--recipe $work/asym_g64.json|"
+)
+for c in "${configs[@]}"; do
+  IFS='|' read -r name model compile_args export_args <<<"$c"
+  dir="$root/models/$model"
+  # shellcheck disable=SC2086  # the argument strings are word lists
+  "$slimpack" compile "$dir" -o "$work/$name.slim" $compile_args --quiet >/dev/null
+  # shellcheck disable=SC2086
+  "$slimpack" export "$work/$name.slim" --format onnx -o "$work/$name.onnx" $export_args --quiet >/dev/null
+  # Against the packed model on the f32-dequant-fma path (the exported
+  # arithmetic), then on its default path (i8-dot for x8 layouts).
+  "$dump" "$work/$name.slim" "$dir/calib_tokens.json" "$n" "$work/$name.f32.bin" f32 >/dev/null
+  "$dump" "$work/$name.slim" "$dir/calib_tokens.json" "$n" "$work/$name.default.bin" >/dev/null
+  size="$(stat -c %s "$work/$name.onnx")"
+  for ref in f32 default; do
+    result="$(node "$root/bench/ort_check.js" "$work/$name.onnx" "$dir" "$n" "$work/$name.ort.bin" "$work/$name.$ref.bin")"
+    echo "$name onnx_bytes=$size packed_path=$ref $result"
+  done
+done
