@@ -315,7 +315,10 @@ void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, 
 }  // namespace
 
 Expected<GptqFactor> PrepareGptq(const double* hessian, size_t cols, double damp) {
-  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+  // FP32 factorisation, as the reference implementation's: the damping
+  // keeps H well conditioned, and FP32 halves the O(K^3) cost that dominates
+  // GPTQ on wide inputs (K = 5632: ~120 GFLOP per input in double).
+  using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
   SLIM_CHECK_INPUT(cols > 0, "GPTQ: empty Hessian");
   SLIM_CHECK_INPUT(std::isfinite(damp) && damp >= 0, "GPTQ: damping must be finite and >= 0, got ", damp);
   const auto K = static_cast<Eigen::Index>(cols);
@@ -324,33 +327,36 @@ Expected<GptqFactor> PrepareGptq(const double* hessian, size_t cols, double damp
   f.dead.assign(cols, 0);
   // Reversed: R = J H J, i.e. R(i, j) = H(K-1-i, K-1-j) (H is symmetric, so
   // the storage order does not matter).
-  MatD R(K, K);
-  for (Eigen::Index i = 0; i < K; ++i) {
-    for (Eigen::Index j = 0; j < K; ++j) R(i, j) = hessian[static_cast<size_t>((K - 1 - i) * K + (K - 1 - j))];
-  }
+  auto at = [&](Eigen::Index i, Eigen::Index j) {
+    return hessian[static_cast<size_t>((K - 1 - i) * K + (K - 1 - j))];
+  };
   double mean_diag = 0;
   for (Eigen::Index i = 0; i < K; ++i) {
     const size_t col = static_cast<size_t>(K - 1 - i);
-    SLIM_CHECK_INPUT(std::isfinite(R(i, i)) && R(i, i) >= 0, "Hessian diagonal at column ", col, " is ",
-                     R(i, i), " (must be finite and >= 0)");
-    if (R(i, i) == 0) {
-      f.dead[col] = 1;
-      R(i, i) = 1;
-    }
-    mean_diag += R(i, i);
+    const double d = at(i, i);
+    SLIM_CHECK_INPUT(std::isfinite(d) && d >= 0, "Hessian diagonal at column ", col, " is ", d,
+                     " (must be finite and >= 0)");
+    if (d == 0) f.dead[col] = 1;
+    mean_diag += d == 0 ? 1.0 : d;
   }
   mean_diag /= static_cast<double>(K);
-  R.diagonal().array() += damp * mean_diag;
-  Eigen::LLT<MatD> llt(R);
+  MatF R(K, K);
+  for (Eigen::Index i = 0; i < K; ++i) {
+    for (Eigen::Index j = 0; j < K; ++j) {
+      const double d = i == j ? (f.dead[static_cast<size_t>(K - 1 - i)] ? 1.0 : at(i, i)) + damp * mean_diag : at(i, j);
+      R(i, j) = static_cast<float>(d);
+    }
+  }
+  Eigen::LLT<MatF> llt(R);
   SLIM_CHECK_INPUT(llt.info() == Eigen::Success,
                    "GPTQ: the damped Hessian is not positive definite (raise the damping, now ", damp, ")");
-  MatD linv = MatD::Identity(K, K);
+  MatF linv = MatF::Identity(K, K);
   llt.matrixL().solveInPlace(linv);  // L^-1, lower triangular
   f.u.resize(cols * cols);
   // U = J L^-1 J: U(i, j) = L^-1(K-1-i, K-1-j), upper triangular.
   for (Eigen::Index i = 0; i < K; ++i) {
     for (Eigen::Index j = 0; j < K; ++j) {
-      f.u[static_cast<size_t>(i * K + j)] = j >= i ? static_cast<float>(linv(K - 1 - i, K - 1 - j)) : 0.0f;
+      f.u[static_cast<size_t>(i * K + j)] = j >= i ? linv(K - 1 - i, K - 1 - j) : 0.0f;
     }
   }
   return f;

@@ -83,7 +83,7 @@ struct QuantOptions {
 };
 
 // `hessian` is cols x cols (symmetric, positive semi-definite). One Cholesky
-// factorisation and one triangular inverse in double: with J the reversal
+// factorisation and one triangular inverse in FP32: with J the reversal
 // permutation and J H J = L L^T, U = J L^-1 J (2/3 cols^3 flops instead of
 // the 5/3 of factor, invert, factor again). Fails naming the column of a
 // bad diagonal, or when the damped H is not positive definite.
