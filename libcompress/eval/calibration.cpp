@@ -104,15 +104,13 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
     a.stat.rows += static_cast<int64_t>(rows);
     if (options.gram) {
       using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-      if (a.stat.gram.empty()) a.stat.gram.assign(kk * kk, 0.0);
+      if (a.stat.gram.empty()) a.stat.gram.assign(kk * kk, 0.0f);
       Eigen::Map<const MatF> xm(p, static_cast<Eigen::Index>(rows), k);
-      // One value's X^T X in float (lower triangle only: a symmetric rank
-      // update costs half a product), summed over values in double; the
-      // upper triangle is filled in at the end.
-      MatF xtx = MatF::Zero(k, k);
-      xtx.selfadjointView<Eigen::Lower>().rankUpdate(xm.transpose());
-      Eigen::Map<Eigen::MatrixXd> gm(a.stat.gram.data(), k, k);
-      gm.triangularView<Eigen::Lower>() += xtx.cast<double>();
+      // The lower triangle of X^T X, summed over sequences in place (a
+      // symmetric rank update costs half a product); the upper triangle is
+      // filled in at the end. FP32 like the factorisation that reads it.
+      Eigen::Map<Eigen::MatrixXf> gm(a.stat.gram.data(), k, k);
+      gm.selfadjointView<Eigen::Lower>().rankUpdate(xm.transpose());
     }
     return Status::Ok();
   };
@@ -135,7 +133,7 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
       const size_t k = static_cast<size_t>(a.stat.dim);
       for (size_t j = 0; j < k; ++j) {
         for (size_t i = j; i < k; ++i) {
-          const double v = a.stat.gram[j * k + i] / rows;
+          const float v = static_cast<float>(a.stat.gram[j * k + i] / rows);
           a.stat.gram[j * k + i] = v;
           a.stat.gram[i * k + j] = v;
         }

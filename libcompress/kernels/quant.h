@@ -87,7 +87,7 @@ struct QuantOptions {
 // permutation and J H J = L L^T, U = J L^-1 J (2/3 cols^3 flops instead of
 // the 5/3 of factor, invert, factor again). Fails naming the column of a
 // bad diagonal, or when the damped H is not positive definite.
-Expected<GptqFactor> PrepareGptq(const double* hessian, size_t cols, double damp);
+Expected<GptqFactor> PrepareGptq(const float* hessian, size_t cols, double damp);
 
 // Reconstruction error of one matrix against the FP32 weights it came from.
 struct QuantErrorStats {

@@ -8,9 +8,9 @@
 //            layer's Hessian X^T X / rows, i.e. how much an error in input
 //            column k of the weight moves the output. The weight passes use it
 //            as the importance of the scale search (kernels/quant.h).
-//   gram     E[x x^T] (K x K), the layer's Hessian up to a factor: what
-//            GPTQ needs. Collected only when a pass asks (K^2 doubles per
-//            input: 4096-wide inputs cost 128 MiB each).
+//   gram     E[x x^T] (K x K, FP32), the layer's Hessian up to a factor:
+//            what GPTQ needs. Collected only when a pass asks (K^2 floats
+//            per input: a 4096-wide input costs 64 MiB).
 //   sample   a deterministic subset of rows (evenly spaced over the data), on
 //            which the output error of a quantized weight is measured.
 // Header-only so passes/ can read it without linking the collector
@@ -28,7 +28,7 @@ struct ActivationStat {
   int64_t dim = 0;              // K, the last dimension of the value
   int64_t rows = 0;             // rows (tokens) accumulated into mean_sq
   std::vector<double> mean_sq;  // K entries
-  std::vector<double> gram;     // K * K entries, or empty when not collected
+  std::vector<float> gram;      // K * K entries, or empty when not collected
   int64_t sample_rows = 0;
   std::vector<float> sample;    // row-major [sample_rows, K]
 };

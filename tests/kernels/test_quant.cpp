@@ -401,6 +401,13 @@ void CorrelatedActivations(size_t m, size_t k, uint32_t seed, std::vector<float>
   for (double& v : *h) v /= static_cast<double>(m);
 }
 
+// The FP32 Hessian PrepareGptq takes (ActivationStat::gram's storage).
+std::vector<float> Floats(const std::vector<double>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
 TEST_CASE("MeasureOutputError matches a direct double-precision sum", "[quant]") {
   const size_t n = 24, k = 80, m = 40;
   const auto w = Gaussian(n * k, 5);
@@ -442,7 +449,7 @@ TEST_CASE("GPTQ with a diagonal Hessian is the search itself", "[quant][gptq]") 
     QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
                                   scheme.symmetric, true);
     search.importance = imp.data();
-    auto factor = PrepareGptq(h.data(), k, 0.01);
+    auto factor = PrepareGptq(Floats(h).data(), k, 0.01);
     REQUIRE(factor.ok());
     QuantOptions gptq = search;
     gptq.gptq = &*factor;
@@ -469,7 +476,7 @@ TEST_CASE("GPTQ lowers the output error on correlated activations", "[quant][gpt
     QuantOptions search = Options(scheme.bits, scheme.group_size == 0 ? 32 : scheme.group_size,
                                   scheme.symmetric, true);
     search.importance = imp.data();
-    auto factor = PrepareGptq(h.data(), k, 0.01);
+    auto factor = PrepareGptq(Floats(h).data(), k, 0.01);
     REQUIRE(factor.ok());
     QuantOptions gptq = search;
     gptq.gptq = &*factor;
@@ -498,7 +505,7 @@ TEST_CASE("GPTQ factor: U^T U is the damped inverse Hessian; bad Hessians are re
   h[9 * k + 9] = 0.0;  // an input that never fired
   for (size_t j = 0; j < k; ++j) h[9 * k + j] = h[j * k + 9] = 0.0;
   const double damp = 0.05;
-  auto f = PrepareGptq(h.data(), k, damp);
+  auto f = PrepareGptq(Floats(h).data(), k, damp);
   REQUIRE(f.ok());
   CHECK(f->dead[9] == 1);
   CHECK(f->dead[8] == 0);
@@ -538,10 +545,10 @@ TEST_CASE("GPTQ factor: U^T U is the damped inverse Hessian; bad Hessians are re
   std::vector<double> bad(k * k, 0.0);
   for (size_t i = 0; i < k; ++i) bad[i * k + i] = 1.0;
   bad[5 * k + 5] = -1.0;
-  CHECK_THAT(PrepareGptq(bad.data(), k, 0.01).status().message(), Catch::Contains("column 5"));
+  CHECK_THAT(PrepareGptq(Floats(bad).data(), k, 0.01).status().message(), Catch::Contains("column 5"));
   bad[5 * k + 5] = 1.0;
   bad[0 * k + 1] = bad[1 * k + 0] = 3.0;  // indefinite off the diagonal
-  CHECK_THAT(PrepareGptq(bad.data(), k, 0.01).status().message(), Catch::Contains("not positive definite"));
+  CHECK_THAT(PrepareGptq(Floats(bad).data(), k, 0.01).status().message(), Catch::Contains("not positive definite"));
 }
 
 TEST_CASE("quantizer edge cases and bad input", "[quant]") {

@@ -198,12 +198,14 @@ ActivationStats TinyStats(bool gram) {
       }
     }
     a.mean_sq.assign(k, 0.0);
-    if (gram) a.gram.assign(k * k, 0.0);
+    if (gram) a.gram.assign(k * k, 0.0f);
     for (size_t r = 0; r < rows; ++r) {
       for (size_t i = 0; i < k; ++i) {
         const double xi = a.sample[r * k + i];
         a.mean_sq[i] += xi * xi / rows;
-        for (size_t j = 0; gram && j < k; ++j) a.gram[i * k + j] += xi * a.sample[r * k + j] / rows;
+        for (size_t j = 0; gram && j < k; ++j) {
+          a.gram[i * k + j] += static_cast<float>(xi * a.sample[r * k + j] / rows);
+        }
       }
     }
     st.values[name] = std::move(a);
