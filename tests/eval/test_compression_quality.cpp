@@ -16,28 +16,15 @@
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/packed_format.h"
 #include "libcompress/pipeline/pass_manager.h"
+#include "tests/compile_util.h"
 
 using namespace slim;
+using slim_test::CompileInMemory;
 
 namespace {
 
 const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
 constexpr size_t kSequences = 16;
-
-Model Quantize(const std::string& model_dir, const std::string& recipe_json,
-               const ActivationStats* activations = nullptr) {
-  auto model = LoadModel(model_dir);
-  REQUIRE(model.ok());
-  auto recipe = ParseRecipe(recipe_json, "test recipe");
-  REQUIRE(recipe.ok());
-  auto manager = PassManager::Create(*recipe, PipelineOptions());
-  REQUIRE(manager.ok());
-  auto report = manager->Run(model->graph, activations);
-  INFO(report.status().message());
-  REQUIRE(report.ok());
-  CHECK(report->fallbacks == 0);
-  return std::move(model).value();
-}
 
 double MeanKl(const std::string& model_dir, const Model& quantized) {
   auto reference = LoadModel(model_dir);
@@ -87,13 +74,13 @@ std::string Int8Recipe(bool search) {
 TEST_CASE("kjv-byte: int8 is near-lossless, the int4 scale search beats round-to-nearest", "[eval][quality]") {
   const std::string dir = kModels + "kjv-byte";
   const ActivationStats stats = HeldOutStats(dir);
-  const double kl_int8 = MeanKl(dir, Quantize(dir, Int8Recipe(true)));
+  const double kl_int8 = MeanKl(dir, CompileInMemory(dir, Int8Recipe(true)));
   WARN("kjv-byte int8 per channel: mean KL " << kl_int8);
   CHECK(kl_int8 <= 1e-4);
   for (bool symmetric : {true, false}) {
     for (const char* classifier : {"int8", "keep"}) {
-      const double rtn = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, false, classifier)));
-      const double search = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, true, classifier)));
+      const double rtn = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, false, classifier)));
+      const double search = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, true, classifier)));
       WARN("kjv-byte int4 g32 " << (symmetric ? "sym" : "asym") << ", classifier " << classifier
                                 << ": mean KL search " << search << ", max-abs RTN " << rtn << ", ratio "
                                 << search / rtn);
@@ -106,7 +93,7 @@ TEST_CASE("kjv-byte: int8 is near-lossless, the int4 scale search beats round-to
       }
       // With calibration data (held out from the KL sequences): the search
       // weighted by E[x^2], plus GPTQ, reaches 0.8x for both symmetries.
-      const double gptq = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, true, classifier, true), &stats));
+      const double gptq = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, true, classifier, true), &stats));
       WARN("  calibrated search + GPTQ: mean KL " << gptq << ", ratio " << gptq / rtn);
       CHECK(gptq <= 0.8 * rtn);
     }
@@ -116,13 +103,13 @@ TEST_CASE("kjv-byte: int8 is near-lossless, the int4 scale search beats round-to
 TEST_CASE("stories260k: int8 no worse than max-abs, int4 search at most 0.8x RTN", "[eval][quality]") {
   const std::string dir = kModels + "stories260k";
   const ActivationStats stats = HeldOutStats(dir);
-  const double int8_search = MeanKl(dir, Quantize(dir, Int8Recipe(true)));
-  const double int8_rtn = MeanKl(dir, Quantize(dir, Int8Recipe(false)));
+  const double int8_search = MeanKl(dir, CompileInMemory(dir, Int8Recipe(true)));
+  const double int8_rtn = MeanKl(dir, CompileInMemory(dir, Int8Recipe(false)));
   WARN("stories260k int8: mean KL search " << int8_search << ", max-abs " << int8_rtn);
   CHECK(int8_search <= int8_rtn);
   for (bool symmetric : {true, false}) {
-    const double rtn = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, false, "int8")));
-    const double search = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, true, "int8")));
+    const double rtn = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, false, "int8")));
+    const double search = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, true, "int8")));
     WARN("stories260k int4 g32 " << (symmetric ? "sym" : "asym") << ": mean KL search " << search
                                  << ", max-abs RTN " << rtn << ", ratio " << search / rtn);
     // Measured 0.84 (sym) and 0.95 (asym): without calibration data the
@@ -130,7 +117,7 @@ TEST_CASE("stories260k: int8 no worse than max-abs, int4 search at most 0.8x RTN
     // so a regression shows.
     CHECK(search <= (symmetric ? 0.86 : 0.97) * rtn);
     // With calibration data (held out): E[x^2]-weighted search + GPTQ.
-    const double gptq = MeanKl(dir, Quantize(dir, Int4Recipe(symmetric, true, "int8", true), &stats));
+    const double gptq = MeanKl(dir, CompileInMemory(dir, Int4Recipe(symmetric, true, "int8", true), &stats));
     WARN("  calibrated search + GPTQ: mean KL " << gptq << ", ratio " << gptq / rtn);
     CHECK(gptq <= 0.8 * rtn);
   }

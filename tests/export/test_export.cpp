@@ -20,11 +20,12 @@
 #include "libcompress/io/onnx.h"
 #include "libcompress/io/packed_format.h"
 #include "libcompress/kernels/quant.h"
-#include "libcompress/pipeline/pass_manager.h"
 #include "libcompress/runtime/decoder_session.h"
+#include "tests/compile_util.h"
 #include "tests/test_util.h"
 
 using namespace slim;
+using slim_test::CompileInMemory;
 
 namespace {
 
@@ -38,19 +39,6 @@ std::string Int4Recipe(int group, bool symmetric, const std::string& layout) {
          " {\"pass\": \"select_layout\", \"options\": {\"int4_layout\": \"" + layout + "\"}}]}";
 }
 const char* const kInt8Recipe = R"({"passes": [{"pass": "quantize_int8", "options": {"search": false}}]})";
-
-Model Compile(const std::string& model_dir, const std::string& recipe_json) {
-  auto model = LoadModel(model_dir);
-  REQUIRE(model.ok());
-  auto recipe = ParseRecipe(recipe_json, "test recipe");
-  REQUIRE(recipe.ok());
-  auto manager = PassManager::Create(*recipe, PipelineOptions());
-  REQUIRE(manager.ok());
-  auto report = manager->Run(model->graph);
-  INFO(report.status().message());
-  REQUIRE(report.ok());
-  return std::move(model).value();
-}
 
 Graph Lower(const Graph& g, Int4Mode mode = Int4Mode::kMatMulNBits, ExportStats* stats = nullptr) {
   ExportOptions opt;
@@ -255,7 +243,7 @@ TEST_CASE("export: kjv-byte int4 sym row and asym x8 -> MatMulNBits, same weight
   };
   for (const Case& c : {Case{32, true, "row", "q4g32_sym_row"}, Case{64, false, "x8", "q4g64_asym_x8"}}) {
     INFO(c.want_layout);
-    const Model packed = Compile(dir, Int4Recipe(c.group, c.symmetric, c.layout));
+    const Model packed = CompileInMemory(dir, Int4Recipe(c.group, c.symmetric, c.layout));
     ExportStats stats;
     const Graph onnx = Lower(packed.graph, Int4Mode::kMatMulNBits, &stats);
     CheckNoSlimpackOps(onnx);
@@ -278,7 +266,7 @@ TEST_CASE("export: kjv-byte int4 sym row and asym x8 -> MatMulNBits, same weight
 TEST_CASE("export: int8 and the tied stories260k table -> DequantizeLinear, one table", "[export]") {
   {
     const std::string dir = kModels + "kjv-byte";
-    const Model packed = Compile(dir, kInt8Recipe);
+    const Model packed = CompileInMemory(dir, kInt8Recipe);
     ExportStats stats;
     const Graph onnx = Lower(packed.graph, Int4Mode::kMatMulNBits, &stats);
     CheckNoSlimpackOps(onnx);
@@ -293,7 +281,7 @@ TEST_CASE("export: int8 and the tied stories260k table -> DequantizeLinear, one 
   // stories260k: K = 172 (the last group of 32 is padded) and a tied
   // embedding read by GatherQ and the classifier MatMulQ.
   const std::string dir = kModels + "stories260k";
-  const Model packed = Compile(dir, Int4Recipe(32, true, "row"));
+  const Model packed = CompileInMemory(dir, Int4Recipe(32, true, "row"));
   CHECK(Count(packed.graph, "slimpack", "GatherQ") == 1);
   ExportStats stats;
   const Graph onnx = Lower(packed.graph, Int4Mode::kMatMulNBits, &stats);
@@ -320,7 +308,7 @@ TEST_CASE("export: int8 and the tied stories260k table -> DequantizeLinear, one 
 
 TEST_CASE("export: WriteOnnx -> ReadOnnx keeps the lowered graph runnable", "[export]") {
   const std::string dir = kModels + "stories260k";
-  const Model packed = Compile(dir, Int4Recipe(64, false, "x8"));
+  const Model packed = CompileInMemory(dir, Int4Recipe(64, false, "x8"));
   const Graph onnx = Lower(packed.graph);
   slim_test::TempDir tmp("export");
   REQUIRE(WriteOnnx(onnx, tmp / "m.onnx").ok());
@@ -336,7 +324,7 @@ TEST_CASE("export: WriteOnnx -> ReadOnnx keeps the lowered graph runnable", "[ex
 
 TEST_CASE("export: bad packed graphs are refused naming the tensor; plain graphs pass", "[export]") {
   const std::string dir = kModels + "stories260k";
-  const Model packed = Compile(dir, kInt8Recipe);
+  const Model packed = CompileInMemory(dir, kInt8Recipe);
   // A graph without slimpack ops is already ONNX: returned unchanged.
   auto source = LoadModel(dir);
   REQUIRE(source.ok());
@@ -381,7 +369,7 @@ TEST_CASE("export: bad packed graphs are refused naming the tensor; plain graphs
 TEST_CASE("slimpack export: writes a loadable ONNX file, exit 2 and nothing written on bad input", "[export][cli]") {
   const std::string dir = kModels + "stories260k";
   slim_test::TempDir tmp("export_cli");
-  REQUIRE(WritePacked(Compile(dir, Int4Recipe(32, true, "row")), tmp / "m.slim").ok());
+  REQUIRE(WritePacked(CompileInMemory(dir, Int4Recipe(32, true, "row")), tmp / "m.slim").ok());
   REQUIRE(RunCli("export " + (tmp / "m.slim") + " --format onnx -o " + (tmp / "m.onnx") + " --json " +
                  (tmp / "r.json")) == 0);
   auto back = ReadOnnx(tmp / "m.onnx");

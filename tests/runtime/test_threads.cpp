@@ -18,10 +18,10 @@
 #include "libcompress/io/model_loader.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
-#include "libcompress/pipeline/pass_manager.h"
 #include "libcompress/runtime/decoder_session.h"
 #include "libcompress/runtime/interpreter.h"
 #include "libcompress/runtime/thread_pool.h"
+#include "tests/compile_util.h"
 
 namespace slim {
 namespace {
@@ -269,20 +269,15 @@ TEST_CASE("A DecoderSession gives identical logits on 1 and 2 threads (kjv-byte,
 
   // The int4 model from the quantization pass (MatMulQ in the layout it
   // picks for the generic target; every layout is checked op by op above).
-  auto recipe = ParseRecipe(R"({"passes": [{"pass": "quantize_int4", "options": {"search": false}}]})",
-                            "test recipe");
-  REQUIRE(recipe.ok());
-  auto manager = PassManager::Create(*recipe, PipelineOptions());
-  REQUIRE(manager.ok());
-  auto report = manager->Run(model->graph);
-  INFO(report.status().message());
-  REQUIRE(report.ok());
+  const Model quantized = slim_test::CompileInMemory(
+      SLIMPACK_SOURCE_DIR "/models/kjv-byte",
+      R"({"passes": [{"pass": "quantize_int4", "options": {"search": false}}]})");
   size_t matmulq = 0;
-  for (const Node& node : model->graph.nodes) matmulq += node.op_type == "MatMulQ" ? 1 : 0;
+  for (const Node& node : quantized.graph.nodes) matmulq += node.op_type == "MatMulQ" ? 1 : 0;
   REQUIRE(matmulq > 0);
-  const auto q_one = DecodeLogits(*model, Threads(1));
+  const auto q_one = DecodeLogits(quantized, Threads(1));
   CHECK(!SameFloats(one, q_one));  // the quantized graph is really another one
-  CHECK(SameFloats(q_one, DecodeLogits(*model, Threads(2))));
+  CHECK(SameFloats(q_one, DecodeLogits(quantized, Threads(2))));
 }
 
 }  // namespace

@@ -1,0 +1,33 @@
+// Compiles a bundled model in memory (load, run a recipe's passes) for tests
+// that need a quantized model without a packed file: quality, export,
+// threads. Shared so every such test builds its model the same way.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "libcompress/io/model_loader.h"
+#include "libcompress/pipeline/pass_manager.h"
+
+namespace slim_test {
+
+// The model at `model_dir` after the passes of `recipe_json` (a recipe as
+// compile --recipe takes it); `activations`: calibration statistics, if any.
+inline slim::Model CompileInMemory(const std::string& model_dir, const std::string& recipe_json,
+                                   const slim::ActivationStats* activations = nullptr) {
+  auto model = slim::LoadModel(model_dir);
+  INFO(model.status().message());
+  REQUIRE(model.ok());
+  auto recipe = slim::ParseRecipe(recipe_json, "test recipe");
+  INFO(recipe.status().message());
+  REQUIRE(recipe.ok());
+  auto manager = slim::PassManager::Create(*recipe, slim::PipelineOptions());
+  REQUIRE(manager.ok());
+  auto report = manager->Run(model->graph, activations);
+  INFO(report.status().message());
+  REQUIRE(report.ok());
+  CHECK(report->fallbacks == 0);
+  return std::move(model).value();
+}
+
+}  // namespace slim_test
