@@ -609,8 +609,8 @@ PassInfo WithSearchOptions(PassInfo info, const std::string& unit) {
       BoolOption("gptq", false,
                  "GPTQ: quantize input columns in order and compensate each column's rounding "
                  "error in the columns not yet quantized, through the inverse Hessian E[x x^T] of "
-                 "the weight's input (needs compile --calib; embedding tables, which have no "
-                 "matmul input, use the search alone)",
+                 "the weight's input (needs compile --calib; Gather tables, tied classifiers "
+                 "included, use the search alone)",
                  true),
       FloatOption("gptq_damp", 0.01, 1e-6, 10.0,
                   "GPTQ damping: this fraction of the Hessian's mean diagonal is added to its "
