@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace slim_test {
 
@@ -36,5 +38,14 @@ class TempDir {
 
   std::filesystem::path path;
 };
+
+// Deterministic values uniform in [-1, 1).
+inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
 
 }  // namespace slim_test

@@ -65,18 +65,6 @@ struct OptionSpec {
   bool per_tensor = false;
 };
 
-inline OptionSpec IntOption(std::string key, int64_t def, double min, double max,
-                            std::string help, bool per_tensor = false) {
-  OptionSpec s;
-  s.key = std::move(key);
-  s.type = OptionType::kInt;
-  s.default_value = def;
-  s.min = min;
-  s.max = max;
-  s.help = std::move(help);
-  s.per_tensor = per_tensor;
-  return s;
-}
 inline OptionSpec FloatOption(std::string key, double def, double min, double max, std::string help,
                               bool per_tensor = false) {
   OptionSpec s;
@@ -87,6 +75,13 @@ inline OptionSpec FloatOption(std::string key, double def, double min, double ma
   s.max = max;
   s.help = std::move(help);
   s.per_tensor = per_tensor;
+  return s;
+}
+inline OptionSpec IntOption(std::string key, int64_t def, double min, double max,
+                            std::string help, bool per_tensor = false) {
+  OptionSpec s = FloatOption(std::move(key), 0.0, min, max, std::move(help), per_tensor);
+  s.type = OptionType::kInt;
+  s.default_value = def;
   return s;
 }
 inline OptionSpec IntChoiceOption(std::string key, int64_t def, std::vector<std::string> choices,

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "libcompress/ir/dtype.h"
@@ -15,17 +14,10 @@
 #include "libcompress/kernels/gemm_f32.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
+#include "tests/test_util.h"
 
 namespace slim {
 namespace {
-
-std::vector<float> Uniform(size_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<float> v(count);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // Ranges starting on multiples of 8 (the q4x8 block), the last one odd.
 const std::vector<std::pair<size_t, size_t>> kRanges = {{0, 16}, {16, 24}, {24, 72}, {72, 77}};
@@ -45,12 +37,12 @@ std::vector<const GemmF32Kernels*> F32Tables() {
 TEST_CASE("gemm_f32 kernels on column ranges (pointer offsets) match the whole call",
           "[kernels][threads]") {
   const size_t k = 41;
-  const auto b32 = Uniform(k * kN, 2);
+  const auto b32 = slim_test::RandomFloats(k * kN, 2);
   std::vector<uint16_t> b16(b32.size());
   for (size_t i = 0; i < b32.size(); ++i) b16[i] = FloatToHalf(b32[i]);
   for (const GemmF32Kernels* t : F32Tables()) {
     for (size_t m : {size_t{1}, size_t{3}, size_t{9}}) {  // GEMV paths and the blocked path
-      const auto a = Uniform(m * k, 1);
+      const auto a = slim_test::RandomFloats(m * k, 1);
       for (GemmBLayout layout : {GemmBLayout::kKN, GemmBLayout::kNK}) {
         const size_t ldb = layout == GemmBLayout::kKN ? kN : k;
         const size_t step = layout == GemmBLayout::kKN ? 1 : ldb;
@@ -83,7 +75,7 @@ TEST_CASE("gemm_f32 kernels on column ranges (pointer offsets) match the whole c
 
 TEST_CASE("gemm_q kernels on column ranges (n_begin, n_end) match the whole call", "[kernels][threads]") {
   const size_t k = 100;
-  const auto w = Uniform(kN * k, 3);
+  const auto w = slim_test::RandomFloats(kN * k, 3);
   std::vector<const QGemmKernels*> tables = {&kQGemmKernelsRef};
   if (HostCpuFeatures().has_x86_avx2()) tables.push_back(&kQGemmKernelsAvx2);
   for (const QuantLayout& layout : AllQuantLayouts()) {
@@ -102,7 +94,7 @@ TEST_CASE("gemm_q kernels on column ranges (n_begin, n_end) match the whole call
         REQUIRE(plan.ok());
         for (size_t m : {size_t{1}, size_t{4}}) {
           INFO(plan->kernel_name << " M " << m);
-          const auto x = Uniform(m * k, 4);
+          const auto x = slim_test::RandomFloats(m * k, 4);
           QGemmArgs args;
           args.m = m;
           args.n = kN;

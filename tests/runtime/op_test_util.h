@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "libcompress/runtime/interpreter.h"
+#include "tests/test_util.h"
 
 namespace slim_test {
 
@@ -81,14 +82,5 @@ inline Tensor I64(std::vector<int64_t> shape, const std::vector<int64_t>& v) {
 }
 inline std::vector<float> Floats(const Tensor& t) { return t.ToFloatVector(); }
 inline std::vector<int64_t> Ints(const Tensor& t) { return t.ToInt64Vector(); }
-
-// Deterministic values uniform in [-1, 1).
-inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 }  // namespace slim_test

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cstring>
 #include <map>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,22 +21,15 @@
 #include "libcompress/runtime/interpreter.h"
 #include "libcompress/runtime/thread_pool.h"
 #include "tests/compile_util.h"
+#include "tests/test_util.h"
 
 namespace slim {
 namespace {
 
 const int kThreadCounts[] = {2, 3, 7};
 
-std::vector<float> RandomFloats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 Tensor RandomTensor(DType dtype, std::vector<int64_t> shape, uint32_t seed) {
-  const auto v = RandomFloats(static_cast<size_t>(ShapeNumel(shape)), seed);
+  const auto v = slim_test::RandomFloats(static_cast<size_t>(ShapeNumel(shape)), seed);
   if (dtype == DType::kFloat32) return Tensor::FromVector(dtype, shape, v);
   std::vector<uint16_t> bits(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
@@ -208,7 +200,7 @@ TEST_CASE("MatMul and Gemm are byte-identical for 1, 2, 3 and 7 threads", "[runt
 
 // A MatMulQ node over W [n, k] packed in `layout`.
 Graph MatMulQGraph(const QuantLayout& layout, const std::string& compute_path, int64_t n, int64_t k) {
-  const auto w = RandomFloats(static_cast<size_t>(n * k), 20);
+  const auto w = slim_test::RandomFloats(static_cast<size_t>(n * k), 20);
   QuantOptions qo;
   qo.scheme = layout.Scheme();
   qo.search = false;
