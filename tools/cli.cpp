@@ -28,6 +28,19 @@ Status WriteJson(const std::string& path, const nlohmann::json& j) {
   return WriteFileAtomic(path, text);
 }
 
+Status CheckOutputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
+  std::vector<std::string> seen;
+  for (const std::string& out : outputs) {
+    if (out.empty() || out == "-") continue;
+    SLIM_RETURN_IF_ERROR(CheckOutputPath(out, inputs));
+    for (const std::string& s : seen) {
+      SLIM_CHECK_INPUT(s != out, out, ": named as two outputs of one command");
+    }
+    seen.push_back(out);
+  }
+  return Status::Ok();
+}
+
 std::string WithCommas(uint64_t v) {
   std::string s = std::to_string(v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "libcompress/common/status.h"
 
@@ -19,6 +20,12 @@ int ReportError(const Status& status);
 
 // Writes `j` to `path` ("-" = stdout) atomically; empty path: nothing.
 Status WriteJson(const std::string& path, const nlohmann::json& j);
+
+// Checks, before any work, every output a command will write (empty and "-"
+// are skipped) against io's output rules (CheckOutputPath: no device, FIFO or
+// directory replaced, parent exists, never one of `inputs`) and against each
+// other (-o and --report naming one file would lose the first).
+Status CheckOutputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
 
 // True when human-readable results should go to stdout (not when the JSON
 // report itself goes to stdout).

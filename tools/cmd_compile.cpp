@@ -131,6 +131,14 @@ int RunCompile(const CompileOptions& opt) {
 
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  {
+    std::vector<std::string> inputs = model->files;
+    for (const std::string* p : {&opt.calib, &opt.recipe, &opt.target}) {
+      if (!p->empty()) inputs.push_back(*p);
+    }
+    Status st = CheckOutputs({opt.dry_run ? std::string() : opt.out, opt.report, opt.json}, inputs);
+    if (!st.ok()) return ReportError(st);
+  }
   auto source_hash = SourceHash(opt.model);
   if (!source_hash.ok()) return ReportError(source_hash.status());
 

@@ -23,6 +23,9 @@ int RunEval(const EvalOptions& opt) {
   if (!data.ok()) return ReportError(data.status());
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  std::vector<std::string> inputs = model->files;
+  inputs.push_back(opt.data);
+  if (Status st = CheckOutputs({opt.json}, inputs); !st.ok()) return ReportError(st);
   if (model->decoder && model->decoder->vocab_size > 0 && data->vocab_size > model->decoder->vocab_size) {
     return ReportError(InvalidInput(opt.data, ": vocab_size ", data->vocab_size, " exceeds the model's ",
                                     model->decoder->vocab_size));

@@ -32,6 +32,7 @@ int RunExport(const ExportCmdOptions& opt) {
   options.int4 = *mode;
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  if (Status st = CheckOutputs({opt.output, opt.json}, model->files); !st.ok()) return ReportError(st);
   ExportStats stats;
   auto graph = LowerToOnnx(model->graph, options, &stats);
   if (!graph.ok()) return ReportError(graph.status().WithContext(opt.model));

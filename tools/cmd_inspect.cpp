@@ -24,6 +24,7 @@ nlohmann::json ValueInfoJson(const ValueInfo& v) {
 int RunInspect(const InspectOptions& opt) {
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  if (Status st = CheckOutputs({opt.json}, model->files); !st.ok()) return ReportError(st);
   const ModelStats s = ComputeModelStats(*model);
   auto shapes = InferShapes(model->graph);
   if (!shapes.ok()) return ReportError(shapes.status().WithContext(opt.model));

@@ -84,6 +84,7 @@ int RunRun(const RunOptions& opt) {
   using Clock = std::chrono::steady_clock;
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  if (Status st = CheckOutputs({opt.json}, model->files); !st.ok()) return ReportError(st);
   if (opt.n < 1) return ReportError(InvalidInput("-n must be at least 1, got ", opt.n));
   std::vector<int64_t> prompt;
   if (!opt.prompt.empty()) {

@@ -108,6 +108,13 @@ int RunVerify(const VerifyOptions& opt) {
   if (!packed_model.ok()) return ReportError(packed_model.status());
   auto reference_model = LoadModel(opt.reference);
   if (!reference_model.ok()) return ReportError(reference_model.status());
+  {
+    std::vector<std::string> inputs = packed_model->files;
+    inputs.insert(inputs.end(), reference_model->files.begin(), reference_model->files.end());
+    if (!opt.data.empty()) inputs.push_back(opt.data);
+    if (!opt.target.empty()) inputs.push_back(opt.target);
+    if (Status st = CheckOutputs({opt.json}, inputs); !st.ok()) return ReportError(st);
+  }
   if (!reference_model->decoder) return RunVerifyOutputs(opt, *packed_model, *reference_model);
   auto data = ReadTokenDataset(opt.data);
   if (!data.ok()) return ReportError(data.status());

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "libcompress/io/atomic_file.h"
 #include "tools/cli.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
       "format and verify them against the original with a bundled runtime.\n"
       "Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 3 internal error."};
   app.require_subcommand(1);
+  // An interrupted write removes its temporary file (exit 130/143).
+  slim::InstallOutputSignalHandlers();
   int exit_code = slim::cli::kExitOk;
   slim::cli::AddInspectCommand(app, exit_code);
   slim::cli::AddRunCommand(app, exit_code);

@@ -66,7 +66,8 @@ class ConfigReader {
 
   bool Has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
 
-  Status Int(const char* key, bool required, int64_t min_value, int64_t* out) const {
+  Status Int(const char* key, bool required, int64_t min_value, int64_t* out,
+             int64_t max_value = int64_t{1} << 31) const {
     if (!Has(key)) {
       if (required) return InvalidInput(path_, ": required key \"", key, "\" is missing");
       return Status::Ok();
@@ -75,9 +76,10 @@ class ConfigReader {
     SLIM_CHECK_INPUT(v.is_number_integer(), path_, ": \"", key, "\" must be an integer, found ",
                      v.dump());
     const int64_t x = v.get<int64_t>();
-    // Bounded so that products of dims (weights, KV cache) cannot overflow.
-    SLIM_CHECK_INPUT(x >= min_value && x <= (int64_t{1} << 31), path_, ": \"", key, "\" = ", x,
-                     " is out of range [", min_value, ", 2^31]");
+    // Bounded so that products of dims (weights, KV cache) cannot overflow
+    // and nothing is allocated from a hostile count (kConfigLimits).
+    SLIM_CHECK_INPUT(x >= min_value && x <= max_value, path_, ": \"", key, "\" = ", x,
+                     " is out of range [", min_value, ", ", max_value, "]");
     *out = x;
     return Status::Ok();
   }
@@ -116,6 +118,20 @@ class ConfigReader {
   const json& j_;
 };
 
+// Upper bounds on config counts, checked before anything is built from
+// them. Each is far above every published Llama/Mistral/Qwen2 checkpoint
+// (largest seen: 126 layers, 128 heads, 16384 hidden, 53248 intermediate,
+// 152064 vocabulary, head_dim 256) and low enough that a hostile value
+// fails with a message instead of exhausting memory.
+struct ConfigLimits {
+  static constexpr int64_t kLayers = 1024;
+  static constexpr int64_t kHeads = 1024;
+  static constexpr int64_t kHidden = int64_t{1} << 18;
+  static constexpr int64_t kIntermediate = int64_t{1} << 20;
+  static constexpr int64_t kVocab = int64_t{1} << 23;
+  static constexpr int64_t kHeadDim = 4096;
+};
+
 Expected<HfConfig> ParseConfig(const std::string& path) {
   SLIM_ASSIGN_OR_RETURN(json j, ReadJson(path));
   ConfigReader r(path, j);
@@ -129,17 +145,18 @@ Expected<HfConfig> ParseConfig(const std::string& path) {
     return Unsupported(path, ": architecture '", c.architecture,
                        "' is not supported (supported: ", kSupportedArchitectures, ")");
   }
-  SLIM_RETURN_IF_ERROR(r.Int("hidden_size", true, 1, &c.hidden));
-  SLIM_RETURN_IF_ERROR(r.Int("intermediate_size", true, 1, &c.intermediate));
-  SLIM_RETURN_IF_ERROR(r.Int("num_hidden_layers", true, 1, &c.layers));
-  SLIM_RETURN_IF_ERROR(r.Int("num_attention_heads", true, 1, &c.heads));
-  SLIM_RETURN_IF_ERROR(r.Int("vocab_size", true, 1, &c.vocab));
+  using L = ConfigLimits;
+  SLIM_RETURN_IF_ERROR(r.Int("hidden_size", true, 1, &c.hidden, L::kHidden));
+  SLIM_RETURN_IF_ERROR(r.Int("intermediate_size", true, 1, &c.intermediate, L::kIntermediate));
+  SLIM_RETURN_IF_ERROR(r.Int("num_hidden_layers", true, 1, &c.layers, L::kLayers));
+  SLIM_RETURN_IF_ERROR(r.Int("num_attention_heads", true, 1, &c.heads, L::kHeads));
+  SLIM_RETURN_IF_ERROR(r.Int("vocab_size", true, 1, &c.vocab, L::kVocab));
   c.kv_heads = c.heads;
-  SLIM_RETURN_IF_ERROR(r.Int("num_key_value_heads", false, 1, &c.kv_heads));
+  SLIM_RETURN_IF_ERROR(r.Int("num_key_value_heads", false, 1, &c.kv_heads, L::kHeads));
   SLIM_CHECK_INPUT(c.heads % c.kv_heads == 0, path, ": num_attention_heads ", c.heads,
                    " is not a multiple of num_key_value_heads ", c.kv_heads);
   if (r.Has("head_dim")) {
-    SLIM_RETURN_IF_ERROR(r.Int("head_dim", false, 1, &c.head_dim));
+    SLIM_RETURN_IF_ERROR(r.Int("head_dim", false, 1, &c.head_dim, L::kHeadDim));
   } else {
     SLIM_CHECK_INPUT(c.hidden % c.heads == 0, path, ": hidden_size ", c.hidden,
                      " is not a multiple of num_attention_heads ", c.heads,

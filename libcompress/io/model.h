@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "libcompress/ir/graph.h"
 
@@ -51,6 +52,9 @@ struct Model {
   Graph graph;
   std::string format;  // "onnx", "safetensors", "packed"
   std::string path;    // what the user named
+  // Every file the reader opened (model, external data, shards, config and
+  // sidecars), so a writer can refuse to overwrite any of them.
+  std::vector<std::string> files;
   std::optional<DecoderSpec> decoder;
   std::optional<ByteVocab> byte_vocab;
 };

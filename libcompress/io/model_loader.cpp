@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -61,6 +62,32 @@ Status ApplyConfigToOnnxDecoder(const std::string& dir, Model* model) {
   return Status::Ok();
 }
 
+// The files a loaded model came from: what the user named, the sidecars
+// that exist beside it, and every file a tensor is mapped from (external
+// data, safetensors shards).
+void RecordFiles(const std::string& path, const std::string& dir, Model* model) {
+  std::vector<std::string>& files = model->files;
+  if (!IsDir(path)) files.push_back(path);
+  if (!dir.empty()) {
+    for (const char* side : {"config.json", "slimpack.json", "model.safetensors.index.json"}) {
+      const std::string p = dir + "/" + side;
+      if (Exists(p)) files.push_back(p);
+    }
+  }
+  for (const std::string& name : model->graph.initializer_names()) {
+    std::string mapped = model->graph.FindInitializer(name)->mapped_path();
+    if (!mapped.empty()) files.push_back(std::move(mapped));
+  }
+  for (const Node& n : model->graph.nodes) {
+    for (const auto& [key, attr] : n.attrs) {
+      std::string mapped = attr.t.mapped_path();
+      if (!mapped.empty()) files.push_back(std::move(mapped));
+    }
+  }
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+}
+
 }  // namespace
 
 Status ApplySlimpackSidecar(const std::string& dir, Model* model) {
@@ -103,6 +130,7 @@ Expected<Model> LoadModel(const std::string& path) {
     // The packed file carries its decoder description and vocabulary itself.
     SLIM_ASSIGN_OR_RETURN(model, ReadPacked(path));
     model.path = path;
+    RecordFiles(path, "", &model);
     return model;
   } else if (EndsWith(path, ".safetensors")) {
     SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
@@ -117,6 +145,7 @@ Expected<Model> LoadModel(const std::string& path) {
   }
   model.path = path;
   SLIM_RETURN_IF_ERROR(ApplySlimpackSidecar(dir, &model));
+  RecordFiles(path, dir, &model);
   return model;
 }
 

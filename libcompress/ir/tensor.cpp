@@ -103,6 +103,11 @@ bool Tensor::is_mapped() const {
   return buffer_ && dynamic_cast<const MappedFile*>(buffer_.get()) != nullptr;
 }
 
+std::string Tensor::mapped_path() const {
+  const auto* file = buffer_ ? dynamic_cast<const MappedFile*>(buffer_.get()) : nullptr;
+  return file ? file->path() : std::string();
+}
+
 void* Tensor::MutableRaw() {
   if (!buffer_) return nullptr;
   if (buffer_->mutable_data() == nullptr || buffer_.use_count() > 1) {

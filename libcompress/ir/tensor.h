@@ -93,6 +93,9 @@ class Tensor {
   int64_t numel() const { return ShapeNumel(shape_); }
   size_t nbytes() const { return nbytes_; }
   bool is_mapped() const;  // bytes live in a read-only memory map
+  // Path of the mapped file the bytes live in; empty for owned storage.
+  // (Writers use it to refuse an output that is one of the inputs.)
+  std::string mapped_path() const;
 
   const void* raw() const { return buffer_ ? buffer_->data() + offset_ : nullptr; }
   template <typename T>
