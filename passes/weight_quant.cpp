@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "libcompress/kernels/quant.h"
+#include "passes/weight_finder.h"
 
 namespace slim {
 namespace {
@@ -22,29 +23,6 @@ using Clock = std::chrono::steady_clock;
 double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
-enum class UseKind { kMatMulB, kGemmB, kGather, kOther };
-
-struct Use {
-  int node = -1;
-  UseKind kind = UseKind::kOther;
-  // Gather of a 16-bit table whose output feeds more than Cast(to=float):
-  // GatherQ returns float32, so a Cast back to the table's dtype follows it.
-  bool recast = false;
-};
-
-// One weight tensor and everything that reads it.
-struct Candidate {
-  std::string name;         // initializer name or Constant output name
-  int constant_node = -1;   // index of the Constant node producing it, else -1
-  Tensor tensor;
-  std::vector<Use> uses;
-  std::vector<int> cast_nodes;  // Cast(to=float) nodes between the weight and its uses
-  std::string problem;          // set when a consumer or the graph prevents packing
-  std::string role;
-  bool kn = false;  // stored [K, N] (MatMul, Gemm transB=0) rather than [N, K]
-  std::vector<std::string> activations;  // A inputs of the MatMul/Gemm readers
-};
 
 // The plan for one candidate.
 struct Plan {
@@ -65,14 +43,6 @@ struct Result {
   std::string failure;  // quantizer refused (non-finite weight): falls back to keep
   double seconds = 0;
 };
-
-bool IsCastToFloat(const Node& n) {
-  if (n.op_type != "Cast" || !(n.domain.empty() || n.domain == "ai.onnx")) return false;
-  const int64_t to = n.GetInt("to", 0);
-  return to == static_cast<int64_t>(DType::kFloat32) || to == static_cast<int64_t>(DType::kFloat16);
-}
-
-bool IsOnnx(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
 
 QuantLayout RowLayout(const WeightScheme& s) {
   QuantLayout l;
@@ -95,249 +65,12 @@ double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t
   return PackedBitsPerWeight(RowLayout(s), n, k);
 }
 
-// Walks from a matmul output through ops that keep its meaning (shape ops,
-// casts, elementwise bias/softcap) to see whether it reaches a graph output.
-bool ReachesGraphOutput(const Graph& g, const std::string& value,
-                        const std::unordered_map<std::string, std::vector<int>>& consumers) {
-  static const std::set<std::string> kThrough = {"Reshape", "Transpose", "Squeeze", "Unsqueeze",
-                                                 "Identity", "Cast", "Flatten", "Add",
-                                                 "Mul", "Div", "Tanh"};
-  std::set<std::string> outputs;
-  for (const auto& o : g.outputs) outputs.insert(o.name);
-  std::vector<std::pair<std::string, int>> stack = {{value, 0}};
-  std::set<std::string> seen;
-  while (!stack.empty()) {
-    auto [v, depth] = stack.back();
-    stack.pop_back();
-    if (outputs.count(v)) return true;
-    if (depth >= 8 || !seen.insert(v).second) continue;
-    auto it = consumers.find(v);
-    if (it == consumers.end()) continue;
-    for (int ni : it->second) {
-      const Node& n = g.nodes[static_cast<size_t>(ni)];
-      if (!IsOnnx(n) || !kThrough.count(n.op_type)) continue;
-      for (const auto& o : n.outputs) {
-        if (!o.empty()) stack.push_back({o, depth + 1});
-      }
-    }
-  }
-  return false;
-}
-
-// Shape of a value when it is known statically (initializer, Constant,
-// Cast of either, or value_info with static dims).
-std::optional<std::vector<int64_t>> StaticShape(
-    const Graph& g, const std::string& value,
-    const std::unordered_map<std::string, int>& producers) {
-  if (const Tensor* t = g.FindInitializer(value)) return t->shape();
-  auto p = producers.find(value);
-  if (p != producers.end()) {
-    const Node& n = g.nodes[static_cast<size_t>(p->second)];
-    if (n.op_type == "Constant" && n.HasAttr("value")) return n.attrs.at("value").t.shape();
-    if (n.op_type == "Cast") return StaticShape(g, n.Input(0), producers);
-  }
-  auto vi = g.value_info.find(value);
-  if (vi != g.value_info.end() && vi->second.shape) {
-    std::vector<int64_t> dims;
-    for (const auto& d : *vi->second.shape) {
-      if (!d.is_static()) return std::nullopt;
-      dims.push_back(d.value);
-    }
-    return dims;
-  }
-  return std::nullopt;
-}
-
-std::string UseDescription(const Node& n, size_t input) {
-  return StrCat(n.Describe(), " input ", input);
-}
-
-// Finds every weight read as MatMul/Gemm B or Gather table and classifies
-// all of its readers.
-std::vector<Candidate> FindCandidates(const Graph& g,
-                                      const std::unordered_map<std::string, int>& producers,
-                                      const std::unordered_map<std::string, std::vector<int>>& consumers) {
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
-
-  // The weight behind a value: an initializer or Constant, directly or
-  // through Cast(to=float).
-  auto source_of = [&](const std::string& v) -> std::string {
-    std::string s = v;
-    auto p = producers.find(s);
-    if (p != producers.end() && IsCastToFloat(g.nodes[static_cast<size_t>(p->second)])) {
-      s = g.nodes[static_cast<size_t>(p->second)].Input(0);
-      p = producers.find(s);
-    }
-    if (g.FindInitializer(s)) return s;
-    if (p != producers.end()) {
-      const Node& n = g.nodes[static_cast<size_t>(p->second)];
-      if (n.op_type == "Constant" && IsOnnx(n) && n.HasAttr("value") &&
-          n.attrs.at("value").type == Attribute::Type::kTensor) {
-        return s;
-      }
-    }
-    return "";
-  };
-
-  std::vector<std::string> names;
-  std::set<std::string> seen;
-  for (const Node& n : g.nodes) {
-    if (!IsOnnx(n)) continue;
-    std::string v;
-    if (n.op_type == "MatMul" || n.op_type == "Gemm") v = n.Input(1);
-    if (n.op_type == "Gather") v = n.Input(0);
-    if (v.empty()) continue;
-    const std::string s = source_of(v);
-    if (!s.empty() && seen.insert(s).second) names.push_back(s);
-  }
-
-  std::vector<Candidate> out;
-  for (const auto& name : names) {
-    Candidate c;
-    c.name = name;
-    if (const Tensor* t = g.FindInitializer(name)) {
-      c.tensor = *t;
-    } else {
-      c.constant_node = producers.at(name);
-      c.tensor = g.nodes[static_cast<size_t>(c.constant_node)].attrs.at("value").t;
-    }
-    // Records reader (node ni, input i) of the weight or of its Cast.
-    auto add_use = [&](int ni, size_t i) {
-      const Node& n = g.nodes[static_cast<size_t>(ni)];
-      Use u;
-      u.node = ni;
-      if (IsOnnx(n) && n.op_type == "MatMul" && i == 1) {
-        u.kind = UseKind::kMatMulB;
-      } else if (IsOnnx(n) && n.op_type == "Gemm" && i == 1) {
-        u.kind = UseKind::kGemmB;
-      } else if (IsOnnx(n) && n.op_type == "Gather" && i == 0) {
-        u.kind = UseKind::kGather;
-      } else if (c.problem.empty()) {
-        c.problem = StrCat("read by ", UseDescription(n, i),
-                           " (packed weights feed only MatMul/Gemm B and Gather tables)");
-      }
-      c.uses.push_back(u);
-    };
-    auto add_readers = [&](const std::string& value, bool look_through_casts) {
-      if (graph_outputs.count(value)) c.problem = StrCat("value '", value, "' is a graph output");
-      auto it = consumers.find(value);
-      if (it == consumers.end()) return;
-      for (int ni : it->second) {
-        const Node& n = g.nodes[static_cast<size_t>(ni)];
-        if (look_through_casts && IsCastToFloat(n) && !n.outputs.empty()) {
-          c.cast_nodes.push_back(ni);  // its readers are added below
-          continue;
-        }
-        for (size_t i = 0; i < n.inputs.size(); ++i) {
-          if (n.inputs[i] == value) add_use(ni, i);
-        }
-      }
-    };
-    add_readers(name, true);
-    for (size_t j = 0; j < c.cast_nodes.size(); ++j) {
-      add_readers(g.nodes[static_cast<size_t>(c.cast_nodes[j])].outputs[0], false);
-    }
-    std::sort(c.uses.begin(), c.uses.end(), [](const Use& a, const Use& b) { return a.node < b.node; });
-    for (const Use& u : c.uses) {
-      const Node& n = g.nodes[static_cast<size_t>(u.node)];
-      if ((u.kind == UseKind::kMatMulB || u.kind == UseKind::kGemmB) && !n.Input(0).empty() &&
-          std::find(c.activations.begin(), c.activations.end(), n.Input(0)) == c.activations.end()) {
-        c.activations.push_back(n.Input(0));
-      }
-    }
-
-    bool gather = false, matmul = false, classifier = false;
-    for (const Use& u : c.uses) {
-      const Node& n = g.nodes[static_cast<size_t>(u.node)];
-      if (u.kind == UseKind::kGather) gather = true;
-      if (u.kind == UseKind::kMatMulB || u.kind == UseKind::kGemmB) {
-        matmul = true;
-        if (!n.outputs.empty() && ReachesGraphOutput(g, n.outputs[0], consumers)) classifier = true;
-      }
-    }
-    if (gather && matmul) {
-      c.role = "tied-embedding";
-    } else if (gather) {
-      c.role = "embedding";
-    } else {
-      c.role = classifier ? "classifier" : "linear";
-    }
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
-// Checks that every reader can take a packed [N, K] weight; sets c->kn and
-// returns "" or why not.
-std::string CheckReaders(const Graph& g, Candidate* c,
-                         const std::unordered_map<std::string, int>& producers,
-                         const std::unordered_map<std::string, std::vector<int>>& consumers) {
-  if (!c->problem.empty()) return c->problem;
-  if (c->tensor.rank() != 2) {
-    return StrCat("rank-", c->tensor.rank(), " weight ", ShapeToString(c->tensor.shape()),
-                  " (packed layouts are 2-D)");
-  }
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
-  bool any_kn = false, any_nk = false;
-  for (Use& u : c->uses) {
-    const Node& n = g.nodes[static_cast<size_t>(u.node)];
-    if (u.kind == UseKind::kMatMulB) {
-      any_kn = true;
-    } else if (u.kind == UseKind::kGemmB) {
-      if (n.GetInt("transA", 0) != 0) return StrCat(n.Describe(), " has transA=1");
-      if (n.GetFloat("alpha", 1.0f) != 1.0f) {
-        return StrCat(n.Describe(), " has alpha=", n.GetFloat("alpha", 1.0f));
-      }
-      (n.GetInt("transB", 0) != 0 ? any_nk : any_kn) = true;
-      const std::string& bias = n.Input(2);
-      if (!bias.empty()) {
-        if (n.GetFloat("beta", 1.0f) != 1.0f) {
-          return StrCat(n.Describe(), " has beta=", n.GetFloat("beta", 1.0f));
-        }
-        const int64_t n_out = n.GetInt("transB", 0) != 0 ? c->tensor.dim(0) : c->tensor.dim(1);
-        auto shape = StaticShape(g, bias, producers);
-        if (!shape || *shape != std::vector<int64_t>{n_out}) {
-          return StrCat(n.Describe(), " has bias C of shape ",
-                        shape ? ShapeToString(*shape) : std::string("unknown"),
-                        "; MatMulQ takes a bias of shape [", n_out, "]");
-        }
-      }
-    } else if (u.kind == UseKind::kGather) {
-      any_nk = true;  // table rows are [V, D]
-      int64_t axis = n.GetInt("axis", 0);
-      if (axis < 0) axis += 2;
-      if (axis != 0) return StrCat(n.Describe(), " gathers along axis ", n.GetInt("axis", 0));
-      if (c->tensor.dtype() != DType::kFloat32) {
-        // GatherQ returns float32; readers that are all Cast(to=float32)
-        // take that as is, anything else gets a Cast back to the old dtype.
-        const std::string out = n.outputs.empty() ? std::string() : n.outputs[0];
-        u.recast = graph_outputs.count(out) != 0;
-        auto it = consumers.find(out);
-        if (it != consumers.end()) {
-          for (int ri : it->second) {
-            const Node& r = g.nodes[static_cast<size_t>(ri)];
-            if (!(r.op_type == "Cast" && IsOnnx(r) &&
-                  r.GetInt("to", 0) == static_cast<int64_t>(DType::kFloat32))) {
-              u.recast = true;
-            }
-          }
-        }
-      }
-    }
-  }
-  if (any_kn && any_nk) return "read both as [K, N] (MatMul) and as [N, K] (Gemm transB=1 / Gather)";
-  c->kn = any_kn;
-  return "";
-}
-
 // Importance for the search and the sample for the output error, from the
 // calibration statistics of the weight's matmul inputs. A weight read by
 // several matmuls (rare: a shared projection) gets the mean of their
 // E[x^2] and the first one's sample (and Hessian, for GPTQ). A Gather-only
 // table has none of them.
-void AttachActivationStats(const Candidate& c, const PassContext& ctx, Plan* p) {
+void AttachActivationStats(const WeightCandidate& c, const PassContext& ctx, Plan* p) {
   p->report.importance = "uniform";
   if (!ctx.activations) return;
   std::vector<double> sum(p->k, 0.0);
@@ -369,9 +102,7 @@ void AttachActivationStats(const Candidate& c, const PassContext& ctx, Plan* p) 
   p->report.importance = "activations";
 }
 
-Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const WeightRequestFn& request,
-              const std::unordered_map<std::string, int>& producers,
-              const std::unordered_map<std::string, std::vector<int>>& consumers) {
+Plan MakePlan(const WeightCandidate* c, const PassContext& ctx, const WeightRequestFn& request) {
   Plan p;
   TensorReport& r = p.report;
   r.name = c->name;
@@ -395,11 +126,9 @@ Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const Weight
   };
 
   const bool is_float = IsFloat(c->tensor.dtype());
-  const std::string readers = is_float ? CheckReaders(g, c, producers, consumers) : "";
-  if (c->tensor.rank() == 2) {
-    p.n = static_cast<size_t>(c->kn ? c->tensor.dim(1) : c->tensor.dim(0));
-    p.k = static_cast<size_t>(c->kn ? c->tensor.dim(0) : c->tensor.dim(1));
-  }
+  const std::string& readers = c->problem;
+  p.n = c->n;
+  p.k = c->k;
   r.requested_bits_per_weight =
       c->tensor.rank() == 2 && is_float
           ? SchemeBitsPerWeight(p.request.scheme, c->tensor.dtype(), p.n, p.k)
@@ -429,7 +158,7 @@ Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const Weight
 
   p.actual = p.request.scheme;
   bool has_gather = false;
-  for (const Use& u : c->uses) has_gather |= u.kind == UseKind::kGather;
+  for (const WeightUse& u : c->uses) has_gather |= u.kind == UseKind::kGather;
   if (p.actual.kind == WeightScheme::Kind::kInt4 && has_gather) {
     p.actual = WeightScheme{WeightScheme::Kind::kInt8, 0, true};
     r.fallback = true;
@@ -459,21 +188,10 @@ Plan MakePlan(const Graph& g, Candidate* c, const PassContext& ctx, const Weight
   return p;
 }
 
-// FP32 [N, K] copy of the weight (transposed from [K, N] when needed).
-std::vector<float> WeightRowsNK(const Tensor& t, bool kn, size_t n, size_t k) {
-  std::vector<float> src = t.ToFloatVector();
-  if (!kn) return src;
-  std::vector<float> out(n * k);
-  for (size_t kk = 0; kk < k; ++kk) {
-    for (size_t nn = 0; nn < n; ++nn) out[nn * k + kk] = src[kk * n + nn];
-  }
-  return out;
-}
-
-Result Quantize(const Candidate& c, const Plan& p, const GptqFactor* gptq) {
+Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq) {
   const auto t0 = Clock::now();
   Result res;
-  const std::vector<float> w = WeightRowsNK(c.tensor, c.kn, p.n, p.k);
+  const std::vector<float> w = WeightRowsNK(c);
   QuantOptions qo;
   qo.scheme.bits = p.actual.kind == WeightScheme::Kind::kInt8 ? 8 : 4;
   qo.scheme.group_size = p.actual.kind == WeightScheme::Kind::kInt8
@@ -511,7 +229,7 @@ Result Quantize(const Candidate& c, const Plan& p, const GptqFactor* gptq) {
 // depend on the thread count. Tensors that share a GPTQ input (q/k/v,
 // gate/up) form one work unit, so its factor (O(K^3)) is computed once and
 // freed when the unit is done.
-std::vector<Result> QuantizeAll(const std::vector<Candidate>& cands, const std::vector<Plan>& plans,
+std::vector<Result> QuantizeAll(const std::vector<WeightCandidate>& cands, const std::vector<Plan>& plans,
                                 const PassContext& ctx) {
   struct Unit {
     std::vector<size_t> plans;
@@ -564,7 +282,7 @@ std::vector<Result> QuantizeAll(const std::vector<Candidate>& cands, const std::
   return results;
 }
 
-Node MakeQuantNode(const Node& old, const Candidate& c, const Plan& p, UseKind kind) {
+Node MakeQuantNode(const Node& old, const WeightCandidate& c, const Plan& p, UseKind kind) {
   Node n;
   n.name = old.name;
   n.domain = "slimpack";
@@ -642,23 +360,11 @@ std::string WeightScheme::Name() const {
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request) {
   const auto t0 = Clock::now();
-  std::unordered_map<std::string, int> producers;
-  std::unordered_map<std::string, std::vector<int>> consumers;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    const Node& n = graph.nodes[i];
-    for (const auto& o : n.outputs) {
-      if (!o.empty()) producers[o] = static_cast<int>(i);
-    }
-    std::set<std::string> read;
-    for (const auto& in : n.inputs) {
-      if (!in.empty() && read.insert(in).second) consumers[in].push_back(static_cast<int>(i));
-    }
-  }
-
-  std::vector<Candidate> cands = FindCandidates(graph, producers, consumers);
+  const GraphIndex index = GraphIndex::Build(graph);
+  std::vector<WeightCandidate> cands = FindWeights(graph, index);
   std::vector<Plan> plans;
   plans.reserve(cands.size());
-  for (auto& c : cands) plans.push_back(MakePlan(graph, &c, ctx, request, producers, consumers));
+  for (auto& c : cands) plans.push_back(MakePlan(&c, ctx, request));
 
   if (!ctx.activations) {
     for (const Plan& p : plans) {
@@ -731,7 +437,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
     for (size_t i = 0; i < plans.size(); ++i) {
       const Plan& p = plans[i];
       if (!p.quantize) continue;
-      const Candidate& c = cands[i];
+      const WeightCandidate& c = cands[i];
       const DType dt = p.actual.kind == WeightScheme::Kind::kInt8 ? DType::kInt8Packed
                                                                  : DType::kInt4Packed;
       const std::vector<uint8_t>& blob = results[i].blob;
@@ -744,7 +450,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
         remove[static_cast<size_t>(ci)] = true;
         for (const auto& o : out.nodes[static_cast<size_t>(ci)].outputs) out.value_info.erase(o);
       }
-      for (const Use& u : c.uses) {
+      for (const WeightUse& u : c.uses) {
         Node& old = out.nodes[static_cast<size_t>(u.node)];
         old = MakeQuantNode(old, c, p, u.kind);
         if (u.kind != UseKind::kGather || old.outputs.empty()) continue;
@@ -755,7 +461,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
         }
         // GatherQ -> "<out>.f32" -> Cast(to=table dtype) -> "<out>".
         std::string f32 = old.outputs[0] + ".f32";
-        for (int k = 1; producers.count(f32) || out.FindInitializer(f32); ++k) {
+        for (int k = 1; index.producers.count(f32) || out.FindInitializer(f32); ++k) {
           f32 = StrCat(old.outputs[0], ".f32.", k);
         }
         Node cast;

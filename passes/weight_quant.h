@@ -1,15 +1,7 @@
 // The weight-quantization engine shared by quantize_int8 and quantize_int4.
 //
-// Finds every weight a packed kernel can take -- the B input of MatMul and
-// Gemm and the table of Gather -- whether it is an initializer or a Constant
-// node, directly or through Cast(to=float) (the Hugging Face reader builds
-// Gemm(A, Cast(W_fp16 [out, in]), transB=1); ONNX exports use
-// MatMul(A, W [in, out])). Each weight gets a role:
-//   linear          read only by MatMul/Gemm, output not a graph output
-//   classifier      a MatMul/Gemm whose output reaches a graph output through
-//                   shape-only or elementwise ops (lm_head)
-//   embedding       read only by Gather
-//   tied-embedding  read by Gather and by MatMul/Gemm (a tied classifier)
+// Weights and their roles come from weight_finder.h (linear, classifier,
+// embedding, tied-embedding).
 // The pass maps (role, per-tensor options) to a requested scheme; the engine
 // checks the weight can take it (2-D, supported consumers, K large enough),
 // falls back with a reason otherwise, quantizes (kernels/quant.h) in

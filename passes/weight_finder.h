@@ -1,0 +1,71 @@
+// Which tensors of a graph are weights a packed kernel (or a pruning mask)
+// can apply to, who reads them, and in which orientation: shared by the
+// quantization passes (weight_quant) and the pruning passes.
+//
+// A weight is the B input of MatMul/Gemm or the table of Gather, stored as
+// an initializer or a Constant node, read directly or through Cast(to=float)
+// (the Hugging Face reader builds Gemm(A, Cast(W_fp16 [out, in]), transB=1);
+// ONNX exports use MatMul(A, W [in, out])). Roles:
+//   linear          read only by MatMul/Gemm, output not a graph output
+//   classifier      a MatMul/Gemm whose output reaches a graph output through
+//                   shape-only or elementwise ops (lm_head)
+//   embedding       read only by Gather
+//   tied-embedding  read by Gather and by MatMul/Gemm (a tied classifier)
+// Every pass works on the logical [N, K] matrix (N outputs, K inputs: a
+// PyTorch Linear's layout); `kn` says the tensor is stored transposed.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "libcompress/ir/graph.h"
+
+namespace slim {
+
+enum class UseKind { kMatMulB, kGemmB, kGather, kOther };
+
+struct WeightUse {
+  int node = -1;
+  UseKind kind = UseKind::kOther;
+  // Gather of a 16-bit table whose output feeds more than Cast(to=float):
+  // GatherQ returns float32, so a Cast back to the table's dtype follows it.
+  bool recast = false;
+};
+
+// One weight tensor and everything that reads it.
+struct WeightCandidate {
+  std::string name;         // initializer name or Constant output name
+  int constant_node = -1;   // index of the Constant node producing it, else -1
+  Tensor tensor;
+  std::vector<WeightUse> uses;
+  std::vector<int> cast_nodes;  // Cast(to=float) nodes between the weight and its uses
+  // Why no packed [N, K] kernel can replace the readers ("" when one can):
+  // another consumer, a graph output, rank != 2, an unsupported Gemm, mixed
+  // orientations. Only computed for float tensors.
+  std::string problem;
+  std::string role;
+  bool kn = false;  // stored [K, N] (MatMul, Gemm transB=0) rather than [N, K]
+  size_t n = 0, k = 0;  // logical [N, K] (rank-2 tensors only)
+  std::vector<std::string> activations;  // A inputs of the MatMul/Gemm readers
+  bool IsFloatMatrix() const { return IsFloat(tensor.dtype()) && tensor.rank() == 2; }
+};
+
+// Producer and consumers of every value (node indices).
+struct GraphIndex {
+  std::unordered_map<std::string, int> producers;
+  std::unordered_map<std::string, std::vector<int>> consumers;
+  static GraphIndex Build(const Graph& g);
+};
+
+// Every weight, in the order of its first reader.
+std::vector<WeightCandidate> FindWeights(const Graph& g, const GraphIndex& index);
+
+// FP32 [N, K] copy of the weight (transposed from [K, N] when needed).
+std::vector<float> WeightRowsNK(const WeightCandidate& c);
+
+// The weight with `w_nk` ([N, K], FP32) stored back in its own dtype and
+// orientation, as a new owned tensor.
+Tensor WeightFromRowsNK(const WeightCandidate& c, const std::vector<float>& w_nk);
+
+}  // namespace slim
