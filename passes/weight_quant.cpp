@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/prune.h"
 #include "passes/weight_finder.h"
 
 namespace slim {
@@ -34,6 +35,7 @@ struct Plan {
   std::vector<float> importance;          // K entries, empty: uniform
   const ActivationStat* sample = nullptr;  // rows to measure output error on
   const ActivationStat* hessian = nullptr;  // GPTQ: the input whose gram is used
+  const WeightMask* mask = nullptr;  // pruned weights stay zero (Graph::weight_masks)
 };
 
 struct Result {
@@ -204,6 +206,7 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
   qo.importance = p.importance.empty() ? nullptr : p.importance.data();
   qo.importance_row_stride = 0;  // one K-vector for every row
   qo.gptq = gptq;
+  qo.keep = p.mask ? p.mask->keep.data<uint8_t>() : nullptr;
   auto q = QuantizeMatrix(w.data(), p.n, p.k, qo);
   if (!q.ok()) {
     res.failure = q.status().message();
@@ -365,6 +368,18 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   std::vector<Plan> plans;
   plans.reserve(cands.size());
   for (auto& c : cands) plans.push_back(MakePlan(&c, ctx, request));
+  for (Plan& p : plans) {
+    auto m = graph.weight_masks.find(p.report.name);
+    if (m == graph.weight_masks.end()) continue;
+    const std::vector<int64_t> nk{static_cast<int64_t>(p.n), static_cast<int64_t>(p.k)};
+    if (m->second.keep.shape() != nk || m->second.keep.dtype() != DType::kUInt8) {
+      return Internal(ctx.pass_name, ": mask of '", p.report.name, "' is ", ShapeToString(m->second.keep.shape()),
+                      ", the weight is ", ShapeToString(nk));
+    }
+    p.mask = &m->second;
+    p.report.sparsity = MaskSparsity(m->second.keep.data<uint8_t>(), p.n * p.k);
+    p.report.sparsity_pattern = m->second.pattern;
+  }
 
   if (!ctx.activations) {
     for (const Plan& p : plans) {

@@ -126,7 +126,13 @@ int RunCompile(const CompileOptions& opt) {
   auto manager = PassManager::Create(recipe, popt);
   if (!manager.ok()) return ReportError(manager.status());
   if (manager->NeedsHessians() && !calib && !opt.dry_run) {
-    return ReportError(InvalidInput("the recipe asks for GPTQ, which needs calibration data: add --calib DATA"));
+    return ReportError(InvalidInput(
+        "the recipe asks for GPTQ or SparseGPT, which need calibration data: add --calib DATA "
+        "(or use prune method magnitude / quantization without gptq)"));
+  }
+  if (manager->NeedsActivations() && !calib && !opt.dry_run) {
+    return ReportError(InvalidInput("the recipe asks for Wanda pruning, which needs calibration data: add --calib DATA "
+                                    "(or use prune method magnitude)"));
   }
 
   auto model = LoadModel(opt.model);

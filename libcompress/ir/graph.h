@@ -82,6 +82,14 @@ struct Node {
   std::string Describe() const;
 };
 
+// keep: uint8 [N, K] (the weight's logical shape: N outputs, K inputs),
+// 1 = kept, 0 = pruned. pattern: "unstructured" or "N:M" (at most N kept in
+// every M consecutive entries along K).
+struct WeightMask {
+  Tensor keep;
+  std::string pattern;
+};
+
 class Graph {
  public:
   std::string name;
@@ -91,6 +99,11 @@ class Graph {
   std::unordered_map<std::string, ValueInfo> value_info;  // intermediate types/shapes
   std::map<std::string, int64_t> opset_imports;  // domain -> version ("" = ai.onnx)
   std::map<std::string, std::string> metadata;   // free-form key/value (ONNX metadata_props)
+  // Sparsity masks of pruned weights, by weight name. The pruning passes
+  // set them; every pass that rewrites a weight keeps its pruned entries
+  // exactly zero (quantization codes them as the zero point). Writers do not
+  // store them: the zeros are in the weights.
+  std::map<std::string, WeightMask> weight_masks;
   int64_t ir_version = 8;
   std::string producer_name;
   std::string producer_version;

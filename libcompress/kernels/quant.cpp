@@ -154,8 +154,8 @@ void Refine(const float* w, const float* a, size_t n, const CodeRange& cr, bool 
 }
 
 // Fits one group (n <= group_size real elements) and writes its codes.
-void QuantizeGroup(const float* w, const float* a, size_t n, const QuantOptions& opt,
-                   const CodeRange& cr, int8_t* codes, float* scale_out, uint8_t* zero_out) {
+void QuantizeDenseGroup(const float* w, const float* a, size_t n, const QuantOptions& opt,
+                        const CodeRange& cr, int8_t* codes, float* scale_out, uint8_t* zero_out) {
   const bool symmetric = opt.scheme.symmetric;
   float lo = 0.0f, hi = 0.0f;  // range widened to contain 0
   for (size_t i = 0; i < n; ++i) {
@@ -207,6 +207,26 @@ void QuantizeGroup(const float* w, const float* a, size_t n, const QuantOptions&
   const float inv = best.scale > 0.0f ? 1.0f / best.scale : 0.0f;
   for (size_t i = 0; i < n; ++i) {
     codes[i] = static_cast<int8_t>(best.scale > 0.0f ? CodeOf(w[i], inv, best.zero, cr) : best.zero);
+  }
+}
+
+// QuantizeDenseGroup with a keep-mask (nullptr: dense): the fit sees pruned
+// elements as 0.0 with no importance, and they get the code of 0.0 (the
+// zero point), so they dequantize to exactly 0.
+void QuantizeGroup(const float* w, const float* a, const uint8_t* keep, size_t n, const QuantOptions& opt,
+                   const CodeRange& cr, int8_t* codes, float* scale_out, uint8_t* zero_out) {
+  if (!keep) return QuantizeDenseGroup(w, a, n, opt, cr, codes, scale_out, zero_out);
+  thread_local std::vector<float> wk, ak;
+  wk.assign(w, w + n);
+  ak.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    ak[i] = keep[i] ? Importance(a, i) : 0.0f;
+    if (!keep[i]) wk[i] = 0.0f;
+  }
+  QuantizeDenseGroup(wk.data(), ak.data(), n, opt, cr, codes, scale_out, zero_out);
+  const int8_t zero = static_cast<int8_t>(zero_out ? *zero_out : 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (!keep[i]) codes[i] = zero;
   }
 }
 
@@ -285,8 +305,9 @@ void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, 
         for (size_t r = 0; r < rows; ++r) {
           const size_t idx = r * q->groups_per_row + i / g;
           const float* a = opt.importance ? opt.importance + r * opt.importance_row_stride + i : nullptr;
-          QuantizeGroup(&W(static_cast<Eigen::Index>(r), ii), a, n, opt, cr, scratch.data(), &q->scales[idx],
-                        q->zeros.empty() ? nullptr : &q->zeros[idx]);
+          const uint8_t* keep = opt.keep ? opt.keep + r * cols + i : nullptr;
+          QuantizeGroup(&W(static_cast<Eigen::Index>(r), ii), a, keep, n, opt, cr, scratch.data(),
+                        &q->scales[idx], q->zeros.empty() ? nullptr : &q->zeros[idx]);
         }
       }
       const float d = U(ii, ii);
@@ -295,7 +316,8 @@ void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, 
         const size_t idx = r * q->groups_per_row + i / g;
         const float scale = q->scales[idx];
         const int zero = q->zeros.empty() ? 0 : q->zeros[idx];
-        const int code = scale > 0.0f ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
+        const bool pruned = opt.keep && !opt.keep[r * cols + i];
+        const int code = scale > 0.0f && !pruned ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
         q->codes[r * cols + i] = static_cast<int8_t>(code);
         const float e = (W(rr, ii) - scale * static_cast<float>(code - zero)) / d;
         err(rr, static_cast<Eigen::Index>(i - i1)) = e;
@@ -423,7 +445,8 @@ Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t col
       const size_t k0 = gi * g;
       const size_t n = std::min(g, cols - k0);
       const size_t idx = r * q.groups_per_row + gi;
-      QuantizeGroup(w + r * cols + k0, a_row ? a_row + k0 : nullptr, n, opt, cr,
+      QuantizeGroup(w + r * cols + k0, a_row ? a_row + k0 : nullptr,
+                    opt.keep ? opt.keep + r * cols + k0 : nullptr, n, opt, cr,
                     q.codes.data() + r * cols + k0, &q.scales[idx],
                     q.zeros.empty() ? nullptr : &q.zeros[idx]);
     }

@@ -80,6 +80,11 @@ struct QuantOptions {
   // quant.cpp); each group's scale still comes from the search above, on the
   // compensated weights. factor->cols must equal cols.
   const GptqFactor* gptq = nullptr;
+  // Optional keep-mask (rows * cols, 0 = pruned): pruned elements get the
+  // code of exactly 0.0 and do not count in the scale search; with GPTQ
+  // their current (compensated) value is the error spread onward, so
+  // pruning and quantization errors are compensated together.
+  const uint8_t* keep = nullptr;
 };
 
 // `hessian` is cols x cols (symmetric, positive semi-definite). One Cholesky

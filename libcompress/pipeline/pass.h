@@ -100,6 +100,15 @@ inline OptionSpec BoolOption(std::string key, bool def, std::string help, bool p
   s.per_tensor = per_tensor;
   return s;
 }
+inline OptionSpec StringOption(std::string key, std::string def, std::string help, bool per_tensor = false) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kString;
+  s.default_value = std::move(def);
+  s.help = std::move(help);
+  s.per_tensor = per_tensor;
+  return s;
+}
 inline OptionSpec EnumOption(std::string key, std::string def, std::vector<std::string> choices,
                              std::string help, bool per_tensor = false) {
   OptionSpec s;
@@ -252,6 +261,10 @@ struct TensorReport {
   // How codes were chosen: "rtn" (max-abs round to nearest), "search" (scale
   // search), "gptq" (search + GPTQ error compensation); "" when kept.
   std::string method;
+  // Fraction of weights pruned (0 for a dense tensor) and the mask's
+  // pattern ("unstructured", "2:4"; "" when dense).
+  double sparsity = 0;
+  std::string sparsity_pattern;
   bool fallback = false;   // actual != requested for a reason in `reason`
   std::string reason;      // why it fell back, was kept or excluded ("" if quantized as asked)
   double seconds = 0;
@@ -297,6 +310,9 @@ class Pass {
   // True when the pass, with these options and overrides, needs the
   // activations' E[x x^T] (ActivationStat::gram) from calibration data.
   virtual bool NeedsHessians(const PassContext& /*ctx*/) const { return false; }
+  // True when the pass needs calibration statistics at all (E[x^2] at
+  // least); implied by NeedsHessians.
+  virtual bool NeedsActivations(const PassContext& ctx) const { return NeedsHessians(ctx); }
 };
 
 }  // namespace slim

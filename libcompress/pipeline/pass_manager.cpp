@@ -152,6 +152,13 @@ bool PassManager::NeedsHessians() const {
   return false;
 }
 
+bool PassManager::NeedsActivations() const {
+  for (const Step& step : steps_) {
+    if (step.pass->NeedsActivations(step.ctx)) return true;
+  }
+  return false;
+}
+
 Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* activations) const {
   const auto t0 = std::chrono::steady_clock::now();
   PipelineReport report;
@@ -175,7 +182,9 @@ Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* a
     }
     for (const Step& step : steps_) {
       SLIM_CHECK_INPUT(have_gram || !step.pass->NeedsHessians(step.ctx), "pass ", step.ctx.pass_name,
-                       ": GPTQ needs calibration data with Hessians (compile --calib DATA)");
+                       ": GPTQ and SparseGPT need calibration data with Hessians (compile --calib DATA)");
+      SLIM_CHECK_INPUT(activations || !step.pass->NeedsActivations(step.ctx), "pass ", step.ctx.pass_name,
+                       ": needs calibration data (compile --calib DATA)");
     }
   }
 
@@ -271,6 +280,8 @@ std::string PipelineReportToJson(const PipelineReport& r) {
         tj["weight_max_abs_error"] = nullptr;
       }
       tj["method"] = t.method;
+      tj["sparsity"] = t.sparsity;
+      tj["sparsity_pattern"] = t.sparsity_pattern;
       tj["importance"] = t.importance;
       if (t.output_error_measured) {
         tj["output_rel_error"] = t.output_rel_error;
@@ -295,8 +306,9 @@ std::string FormatReportTable(const PipelineReport& r) {
   char line[512];
   for (const PassReport& p : r.passes) {
     out += StrCat(p.pass, " (", p.tensors.size(), " weights)\n");
-    std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10s %10s %6s %10s %10s  %s\n", "tensor",
-                  "role", "requested", "layout", "bytes", "after", "bpw", "rel_mse", "out_err", "note");
+    std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10s %10s %6s %9s %10s %10s  %s\n", "tensor",
+                  "role", "requested", "layout", "bytes", "after", "bpw", "sparsity", "rel_mse", "out_err",
+                  "note");
     out += line;
     for (const TensorReport& t : p.tensors) {
       char err[32] = "-", out_err[32] = "-";
@@ -304,10 +316,15 @@ std::string FormatReportTable(const PipelineReport& r) {
       if (t.output_error_measured) std::snprintf(out_err, sizeof out_err, "%.3g", t.output_rel_error);
       std::string note = t.reason;
       if (t.fallback) note = "FALLBACK to " + t.actual + ": " + note;
-      std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10llu %10llu %6.2f %10s %10s  %s\n",
+      char sparsity[32] = "-";
+      if (!t.sparsity_pattern.empty()) {
+        std::snprintf(sparsity, sizeof sparsity, "%.1f%%%s", 100.0 * t.sparsity,
+                      t.sparsity_pattern == "unstructured" ? "" : (" " + t.sparsity_pattern).c_str());
+      }
+      std::snprintf(line, sizeof line, "  %-40s %-14s %-14s %-16s %10llu %10llu %6.2f %9s %10s %10s  %s\n",
                     t.name.c_str(), t.role.c_str(), t.requested.c_str(), t.layout.c_str(),
                     static_cast<unsigned long long>(t.bytes_before),
-                    static_cast<unsigned long long>(t.bytes_after), t.BitsPerWeight(), err, out_err,
+                    static_cast<unsigned long long>(t.bytes_after), t.BitsPerWeight(), sparsity, err, out_err,
                     note.c_str());
       out += line;
     }

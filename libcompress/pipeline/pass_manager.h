@@ -76,6 +76,8 @@ class PassManager {
   // Some pass needs ActivationStat::gram (GPTQ): collect it with the
   // statistics; Run refuses to start without it (dry runs excepted).
   bool NeedsHessians() const;
+  // Some pass needs calibration statistics (wanda, sparsegpt, gptq).
+  bool NeedsActivations() const;
 
  private:
   PassManager() = default;

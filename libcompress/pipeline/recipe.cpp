@@ -40,6 +40,17 @@ const Preset kPresets[] = {
       "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
                   "gptq": true, "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
+    {"prune50", R"({"description": "50% unstructured SparseGPT pruning with OBS error compensation of linear layers (needs --calib); FP16 kept",
+      "passes": [{"pass": "prune", "options": {"method": "sparsegpt", "sparsity": 0.5, "pattern": "unstructured"}},
+                 {"pass": "select_layout"}]})"},
+    {"prune24", R"({"description": "2:4 SparseGPT pruning with OBS error compensation of linear layers (needs --calib); FP16 kept",
+      "passes": [{"pass": "prune", "options": {"method": "sparsegpt", "pattern": "2:4"}},
+                 {"pass": "select_layout"}]})"},
+    {"prune24-int4", R"({"description": "2:4 SparseGPT pruning, then int4 group 32 GPTQ of the kept weights (needs --calib); classifier and embeddings int8",
+      "passes": [{"pass": "prune", "options": {"method": "sparsegpt", "pattern": "2:4"}},
+                 {"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
+                  "gptq": true, "classifier": "int8", "embeddings": "int8"}},
+                 {"pass": "select_layout"}]})"},
 };
 
 Status CheckPattern(const std::string& pattern, const std::string& where) {

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "passes/prune.h"
 #include "passes/quantize_int4.h"
 #include "passes/quantize_int8.h"
 #include "passes/select_layout.h"
@@ -14,6 +15,8 @@ namespace slim {
 const std::vector<const Pass*>& AllPasses() {
   static const std::vector<std::unique_ptr<Pass>> kOwned = [] {
     std::vector<std::unique_ptr<Pass>> v;
+    // Recipes list prune before the quantization passes, which keep its zeros.
+    v.push_back(MakePrunePass());
     v.push_back(MakeQuantizeInt8Pass());
     v.push_back(MakeQuantizeInt4Pass());
     // Order matters in recipes, not here; but select_layout only sees

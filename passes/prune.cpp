@@ -1,0 +1,414 @@
+// prune: finds the weights (weight_finder.h), plans each tensor's sparsity,
+// computes masks and compensated weights with numerics/prune.h in parallel,
+// then writes weights and masks back into a copy of the graph.
+#include "passes/prune.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "libcompress/numerics/prune.h"
+#include "passes/weight_finder.h"
+
+namespace slim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Largest per-tensor sparsity the global scope may give one tensor (the
+// option's own maximum).
+constexpr double kMaxSparsity = 0.95;
+// Scores sampled for the global threshold: evenly strided over all tensors,
+// so the cost and memory stay bounded on billion-parameter models.
+constexpr size_t kGlobalSample = size_t{1} << 24;
+
+struct Plan {
+  TensorReport report;
+  bool prune = false;
+  std::string method;  // "magnitude", "wanda", "sparsegpt"
+  SparsityPattern pattern;
+  double sparsity = 0;   // unstructured: fraction to prune
+  const ActivationStat* stat = nullptr;  // the weight's input statistics
+  std::vector<float> w;  // [N, K] FP32 (filled when pruning runs)
+};
+
+struct Result {
+  std::vector<float> w;
+  std::vector<uint8_t> mask;
+  std::string failure;
+  double seconds = 0;
+};
+
+const ActivationStat* InputStat(const WeightCandidate& c, const PassContext& ctx) {
+  if (!ctx.activations) return nullptr;
+  for (const std::string& v : c.activations) {
+    const ActivationStat* st = ctx.activations->Find(v);
+    if (st && static_cast<size_t>(st->dim) == c.k) return st;
+  }
+  return nullptr;
+}
+
+std::string RoleOption(const std::string& role) {
+  if (role == "linear") return "linear";
+  if (role == "embedding") return "embeddings";
+  return "classifier";  // classifier and tied-embedding
+}
+
+Plan MakePlan(const WeightCandidate& c, const PassContext& ctx) {
+  Plan p;
+  TensorReport& r = p.report;
+  r.name = c.name;
+  r.shape = c.tensor.shape();
+  r.source_dtype = DTypeName(c.tensor.dtype());
+  r.role = c.role;
+  r.params = std::max<int64_t>(c.tensor.numel(), 0);
+  r.bytes_before = r.bytes_after = c.tensor.nbytes();
+  r.bits = static_cast<int>(DTypeSize(c.tensor.dtype()) * 8);
+  r.layout = r.source_dtype;
+  r.requested_bits_per_weight = r.bits;
+  r.actual = "keep";
+  const Options o = ctx.OptionsFor(c.name);
+  p.pattern = *SparsityPattern::Parse(o.GetString("pattern"));  // validated in ValidateOptions
+  p.method = o.GetString("method");
+  p.sparsity = p.pattern.unstructured() ? o.GetFloat("sparsity") : p.pattern.Sparsity();
+  const std::string what = p.pattern.unstructured()
+                               ? StrCat("prune-", static_cast<int>(std::lround(100 * p.sparsity)), "%")
+                               : "prune-" + p.pattern.Name();
+  r.requested = o.GetString(RoleOption(c.role)) == "prune" ? what : "keep";
+  auto keep = [&](std::string reason, bool fallback) {
+    r.reason = std::move(reason);
+    r.fallback = fallback;
+  };
+  if (!c.IsFloatMatrix()) {
+    keep(IsFloat(c.tensor.dtype()) ? StrCat("rank-", c.tensor.rank(), " weight (masks are [N, K])")
+                                   : StrCat("dtype ", r.source_dtype, " is not a float weight"),
+         false);
+    return p;
+  }
+  if (const std::string why = ctx.selection.WhyExcluded(c.name); !why.empty()) {
+    keep(why, false);
+    return p;
+  }
+  if (r.requested == "keep") {
+    keep(StrCat(c.role, " kept as requested (option ", RoleOption(c.role), ")"), false);
+    return p;
+  }
+  if (!c.problem.empty()) {
+    keep(c.problem, true);
+    return p;
+  }
+  p.stat = InputStat(c, ctx);
+  if (p.method != "magnitude" && (!p.stat || (p.method == "sparsegpt" && p.stat->gram.empty()))) {
+    // Only Gather tables lack input statistics when calibration ran.
+    r.fallback = true;
+    r.reason = StrCat("no calibration statistics of its input (", c.role, "): magnitude instead of ", p.method);
+    p.method = "magnitude";
+  }
+  if (!p.pattern.unstructured() && c.k < static_cast<size_t>(p.pattern.m)) {
+    keep(StrCat("K=", c.k, " is shorter than one ", p.pattern.Name(), " group"), true);
+    return p;
+  }
+  p.prune = true;
+  r.actual = what;
+  r.method = p.method;
+  r.sparsity_pattern = p.pattern.Name();
+  r.importance = p.method == "magnitude" ? "uniform" : "activations";
+  return p;
+}
+
+// SparseGPT's mask-selection block for K columns (option `block`, 0 = auto).
+size_t MaskBlock(int64_t option, size_t k) {
+  if (option > 0) return static_cast<size_t>(option);
+  return std::max<size_t>(1, std::min<size_t>(128, k / 8));
+}
+
+Result PruneOne(const Plan& p, const GptqFactor* factor, size_t n, size_t k, int64_t block) {
+  const auto t0 = Clock::now();
+  Result res;
+  res.w = p.w;
+  if (p.method == "sparsegpt") {
+    SparseGptOptions o;
+    o.sparsity = p.sparsity;
+    o.pattern = p.pattern;
+    o.block = MaskBlock(block, k);
+    auto mask = SparseGptPrune(res.w.data(), n, k, *factor, o);
+    if (!mask.ok()) {
+      res.failure = mask.status().message();
+    } else {
+      res.mask = std::move(*mask);
+    }
+  } else {
+    const bool wanda = p.method == "wanda";
+    const std::vector<float> scores = PruneScores(res.w.data(), n, k, wanda ? p.stat->mean_sq.data() : nullptr);
+    // Wanda compares within each output row (the paper's choice); magnitude
+    // over the whole matrix.
+    res.mask = SelectMask(scores.data(), n, k, p.sparsity, p.pattern, wanda);
+    for (size_t i = 0; i < res.w.size(); ++i) {
+      if (!res.mask[i]) res.w[i] = 0.0f;
+    }
+  }
+  res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return res;
+}
+
+class PrunePass final : public Pass {
+ public:
+  const PassInfo& info() const override {
+    static const PassInfo kInfo{
+        "prune",
+        "weight pruning, unstructured or N:M along K (magnitude, Wanda, SparseGPT); later passes keep the zeros",
+        {
+            FloatOption("sparsity", 0.5, 0.0, kMaxSparsity,
+                        "fraction of weights removed (unstructured; an N:M pattern removes 1 - N/M)", true),
+            StringOption("pattern", "unstructured",
+                         "'unstructured', or N:M = at most N kept of every M consecutive weights along K "
+                         "(2:4, 4:8, ...)",
+                         true),
+            EnumOption("method", "sparsegpt", {"magnitude", "wanda", "sparsegpt"},
+                       "magnitude: smallest |w| (no calibration data); wanda: |w| * ||x|| per output row; "
+                       "sparsegpt: OBS selection + error compensation (needs --calib)",
+                       true),
+            EnumOption("scope", "layer", {"layer", "global"},
+                       "layer: every tensor gets `sparsity`; global: one threshold over all selected "
+                       "tensors (unstructured only; per-tensor sparsity capped at 0.95)"),
+            EnumOption("linear", "prune", {"prune", "keep"}, "linear layers", true),
+            EnumOption("classifier", "keep", {"keep", "prune"},
+                       "output projection (and a tied embedding, which is one tensor)", true),
+            EnumOption("embeddings", "keep", {"keep", "prune"}, "embedding tables read by Gather", true),
+            FloatOption("damp", 0.01, 1e-6, 10.0,
+                        "sparsegpt: damping added to the Hessian diagonal, relative to its mean"),
+            IntOption("block", 0, 0, 4096,
+                      "sparsegpt: columns per mask-selection block, rounded to a multiple of M; 0 = "
+                      "min(128, K/8): the paper's 128 where K >= 1024, and at least 8 blocks along K "
+                      "below (one block over all of K concentrates the pruning in the first columns)"),
+        }};
+    return kInfo;
+  }
+
+  Status ValidateOptions(const Options& o) const override {
+    auto p = SparsityPattern::Parse(o.GetString("pattern"));
+    if (!p.ok()) return InvalidInput("pass 'prune' option pattern: ", p.status().message());
+    return Status::Ok();
+  }
+
+  bool NeedsHessians(const PassContext& ctx) const override { return AnyMethod(ctx, "sparsegpt"); }
+  bool NeedsActivations(const PassContext& ctx) const override {
+    return AnyMethod(ctx, "sparsegpt") || AnyMethod(ctx, "wanda");
+  }
+
+  Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
+    const auto t0 = Clock::now();
+    const GraphIndex index = GraphIndex::Build(graph);
+    std::vector<WeightCandidate> cands = FindWeights(graph, index);
+    std::vector<Plan> plans;
+    for (const WeightCandidate& c : cands) plans.push_back(MakePlan(c, ctx));
+    for (size_t i = 0; i < plans.size(); ++i) {
+      if (plans[i].prune) plans[i].w = WeightRowsNK(cands[i]);
+    }
+    if (ctx.options.GetString("scope") == "global") ApplyGlobalScope(&plans, ctx);
+
+    if (ctx.strict) {
+      for (const Plan& p : plans) {
+        if (p.report.fallback) {
+          return InvalidInput(ctx.pass_name, ": strict mode: '", p.report.name, "' ", p.report.requested,
+                              " -> ", p.report.actual, ": ", p.report.reason);
+        }
+      }
+    }
+
+    PassReport report;
+    report.pass = ctx.pass_name;
+    if (!ctx.dry_run) {
+      std::vector<Result> results = PruneAll(cands, plans, ctx);
+      Graph out = graph;
+      for (size_t i = 0; i < plans.size(); ++i) {
+        Plan& p = plans[i];
+        if (!p.prune) continue;
+        const WeightCandidate& c = cands[i];
+        Result& res = results[i];
+        if (!res.failure.empty()) {
+          return InvalidInput(ctx.pass_name, ": tensor '", c.name, "': ", res.failure);
+        }
+        // A weight pruned before keeps its old zeros too.
+        auto old = out.weight_masks.find(c.name);
+        if (old != out.weight_masks.end()) {
+          const uint8_t* prev = old->second.keep.data<uint8_t>();
+          for (size_t j = 0; j < res.mask.size(); ++j) {
+            res.mask[j] = static_cast<uint8_t>(res.mask[j] & prev[j]);
+            if (!res.mask[j]) res.w[j] = 0.0f;
+          }
+        }
+        Tensor stored = WeightFromRowsNK(c, res.w);
+        // What the tensor now holds (after rounding to its dtype), for the
+        // error figures.
+        const std::vector<float> now = WeightRowsNK(WithTensor(c, stored));
+        if (c.constant_node >= 0) {
+          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(stored);
+        } else {
+          *out.MutableInitializer(c.name) = std::move(stored);
+        }
+        Tensor mask = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(c.n), static_cast<int64_t>(c.k)},
+                                         res.mask);
+        out.weight_masks[c.name] = WeightMask{std::move(mask), p.pattern.Name()};
+        TensorReport& r = p.report;
+        r.seconds = res.seconds;
+        r.sparsity = MaskSparsity(res.mask.data(), res.mask.size());
+        double sq = 0, ref = 0, max_abs = 0;
+        for (size_t j = 0; j < now.size(); ++j) {
+          const double d = static_cast<double>(p.w[j]) - now[j];
+          sq += d * d;
+          ref += static_cast<double>(p.w[j]) * p.w[j];
+          max_abs = std::max(max_abs, std::fabs(d));
+        }
+        r.error_measured = true;
+        r.rel_mse = ref > 0 ? sq / ref : 0.0;
+        r.max_abs_error = max_abs;
+        if (p.stat && p.stat->sample_rows > 0) {
+          r.output_error_measured = true;
+          r.output_rel_error = RelativeOutputError(p.w.data(), now.data(), c.n, c.k, p.stat->sample.data(),
+                                                   static_cast<size_t>(p.stat->sample_rows));
+        }
+      }
+      Status valid = out.Validate();
+      if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
+      graph = std::move(out);
+    }
+
+    int64_t pruned = 0, kept = 0, fallbacks = 0, zeros = 0, params = 0;
+    for (Plan& p : plans) {
+      (p.prune ? pruned : kept) += 1;
+      fallbacks += p.report.fallback ? 1 : 0;
+      if (p.prune) {
+        params += p.report.params;
+        zeros += static_cast<int64_t>(std::llround(p.report.sparsity * static_cast<double>(p.report.params)));
+      }
+      report.tensors.push_back(std::move(p.report));
+    }
+    report.counters["weights"] = static_cast<int64_t>(plans.size());
+    report.counters["pruned"] = pruned;
+    report.counters["kept"] = kept;
+    report.counters["fallbacks"] = fallbacks;
+    report.counters["pruned_params"] = params;
+    report.counters["zeros"] = zeros;
+    report.counters["bytes_before"] = 0;  // dense storage: bytes change when a packing pass runs
+    report.counters["bytes_after"] = 0;
+    report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return report;
+  }
+
+ private:
+  static bool AnyMethod(const PassContext& ctx, const std::string& method) {
+    if (ctx.options.GetString("method") == method) return true;
+    for (const auto& ov : ctx.overrides) {
+      if (ov.options.Has("method") && ov.options.GetString("method") == method) return true;
+    }
+    return false;
+  }
+
+  static WeightCandidate WithTensor(const WeightCandidate& c, Tensor t) {
+    WeightCandidate copy = c;
+    copy.tensor = std::move(t);
+    return copy;
+  }
+
+  // One threshold over evenly strided samples of every unstructured
+  // tensor's scores; each tensor's sparsity is the fraction of its own
+  // scores below it.
+  static void ApplyGlobalScope(std::vector<Plan>* plans, const PassContext& ctx) {
+    const double target = ctx.options.GetFloat("sparsity");
+    std::vector<std::vector<float>> scores(plans->size());
+    size_t total = 0;
+    for (size_t i = 0; i < plans->size(); ++i) {
+      Plan& p = (*plans)[i];
+      if (!p.prune || !p.pattern.unstructured()) continue;
+      const size_t k = static_cast<size_t>(p.report.shape[1]), n = p.w.size() / k;
+      const bool act = p.method != "magnitude" && p.stat;
+      scores[i] = PruneScores(p.w.data(), n, k, act ? p.stat->mean_sq.data() : nullptr);
+      total += scores[i].size();
+    }
+    // One stride for every tensor, so each contributes in proportion to its
+    // size.
+    const size_t stride = std::max<size_t>(1, total / kGlobalSample);
+    std::vector<float> sample;
+    for (const auto& s : scores) {
+      for (size_t j = 0; j < s.size(); j += stride) sample.push_back(s[j]);
+    }
+    if (sample.empty()) return;
+    std::sort(sample.begin(), sample.end());
+    const float threshold =
+        sample[std::min(sample.size() - 1, static_cast<size_t>(target * static_cast<double>(sample.size())))];
+    for (size_t i = 0; i < plans->size(); ++i) {
+      Plan& p = (*plans)[i];
+      if (scores[i].empty()) continue;
+      size_t below = 0;
+      for (float s : scores[i]) below += s < threshold;
+      p.sparsity = std::min(kMaxSparsity, static_cast<double>(below) / static_cast<double>(scores[i].size()));
+      p.report.actual = StrCat("prune-", static_cast<int>(std::lround(100 * p.sparsity)), "%");
+      p.report.reason = "scope global";
+    }
+    ctx.Log(StrCat("global threshold ", threshold, " for ", target * 100, "% over the selected tensors"));
+  }
+
+  // Tensors sharing one input share SparseGPT's factor (one unit, one
+  // Cholesky); units run on up to ctx.threads threads, each tensor on one
+  // thread, results at their plan's index: output independent of threads.
+  static std::vector<Result> PruneAll(const std::vector<WeightCandidate>& cands, const std::vector<Plan>& plans,
+                                      const PassContext& ctx) {
+    struct Unit {
+      std::vector<size_t> plans;
+      const ActivationStat* hessian = nullptr;
+    };
+    std::vector<Unit> units;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      if (!plans[i].prune) continue;
+      const ActivationStat* h = plans[i].method == "sparsegpt" ? plans[i].stat : nullptr;
+      auto same = std::find_if(units.begin(), units.end(), [&](const Unit& u) { return h && u.hessian == h; });
+      if (same != units.end()) {
+        same->plans.push_back(i);
+      } else {
+        units.push_back({{i}, h});
+      }
+    }
+    size_t total = 0;
+    for (const Unit& u : units) total += u.plans.size();
+    const double damp = ctx.options.GetFloat("damp");
+    const int64_t block = ctx.options.GetInt("block");
+    std::vector<Result> results(plans.size());
+    std::atomic<size_t> next{0};
+    std::mutex progress_mu;
+    size_t done = 0;
+    auto worker = [&]() {
+      for (size_t j = next.fetch_add(1); j < units.size(); j = next.fetch_add(1)) {
+        const Unit& u = units[j];
+        std::optional<Expected<GptqFactor>> factor;
+        if (u.hessian) factor.emplace(PrepareGptq(u.hessian->gram.data(), static_cast<size_t>(u.hessian->dim), damp));
+        for (size_t i : u.plans) {
+          if (factor && !factor->ok()) {
+            results[i].failure = factor->status().message();
+          } else {
+            results[i] = PruneOne(plans[i], factor ? &**factor : nullptr, cands[i].n, cands[i].k, block);
+          }
+          std::lock_guard<std::mutex> lock(progress_mu);
+          ctx.Progress(++done, total, cands[i].name);
+        }
+      }
+    };
+    const size_t nthreads =
+        std::min<size_t>(static_cast<size_t>(std::max(ctx.threads, 1)), std::max<size_t>(units.size(), 1));
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
+    return results;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> MakePrunePass() { return std::make_unique<PrunePass>(); }
+
+}  // namespace slim

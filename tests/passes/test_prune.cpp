@@ -1,0 +1,236 @@
+// The prune pass on the bundled kjv-byte model (Hugging Face graph: FP16
+// Gemm weights stored [N, K]; ONNX export: MatMul weights stored [K, N]):
+// masks in the IR, exact zeros, patterns, roles, the report, calibration
+// requirements, composition with int4/int8 (GPTQ included: pruned weights
+// stay zero) and thread-count determinism.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+
+#include "libcompress/eval/calibration.h"
+#include "libcompress/io/model_loader.h"
+#include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/prune.h"
+#include "libcompress/pipeline/pass_manager.h"
+#include "libcompress/pipeline/recipe.h"
+
+namespace slim {
+namespace {
+
+const std::string kModel = SLIMPACK_SOURCE_DIR "/models/kjv-byte";
+
+const ActivationStats& Stats() {
+  static const ActivationStats stats = [] {
+    auto model = LoadModel(kModel);
+    REQUIRE(model.ok());
+    auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
+    REQUIRE(data.ok());
+    CalibrationOptions opt;
+    opt.first_sequence = 64;
+    opt.max_sequences = 8;
+    opt.gram = true;
+    auto st = CollectActivationStats(*model, *data, "calib_tokens.json", opt);
+    REQUIRE(st.ok());
+    return std::move(st).value();
+  }();
+  return stats;
+}
+
+Expected<PipelineReport> RunRecipe(Graph& g, const std::string& json, const ActivationStats* stats,
+                                   int threads = 1) {
+  auto recipe = ParseRecipe(json, "test");
+  if (!recipe.ok()) return recipe.status();
+  PipelineOptions opt;
+  opt.threads = threads;
+  auto pm = PassManager::Create(*recipe, opt);
+  if (!pm.ok()) return pm.status();
+  return pm->Run(g, stats);
+}
+
+std::string Prune(const std::string& options) {
+  return R"({"passes": [{"pass": "prune", "options": )" + options + "}]}";
+}
+
+// [N, K] float values of a weight (the Gemm weights of the HF graph are
+// stored [N, K]).
+std::vector<float> Values(const Graph& g, const std::string& name) {
+  const Tensor* t = g.FindInitializer(name);
+  REQUIRE(t != nullptr);
+  return t->ToFloatVector();
+}
+
+}  // namespace
+
+TEST_CASE("prune magnitude 50%: masks in the IR, exact zeros, classifier and embeddings kept", "[passes][prune]") {
+  auto model = LoadModel(kModel);
+  REQUIRE(model.ok());
+  const Graph before = model->graph;
+  auto r = RunRecipe(model->graph, Prune(R"({"method": "magnitude", "sparsity": 0.5})"), nullptr);
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  const Graph& g = model->graph;
+  size_t pruned = 0;
+  for (const TensorReport& t : r->passes[0].tensors) {
+    INFO(t.name);
+    if (t.role != "linear") {
+      CHECK(t.actual == "keep");
+      CHECK(g.weight_masks.count(t.name) == 0);
+      CHECK(std::memcmp(g.FindInitializer(t.name)->raw(), before.FindInitializer(t.name)->raw(),
+                        before.FindInitializer(t.name)->nbytes()) == 0);
+      continue;
+    }
+    ++pruned;
+    REQUIRE(g.weight_masks.count(t.name) == 1);
+    const WeightMask& m = g.weight_masks.at(t.name);
+    CHECK(m.pattern == "unstructured");
+    CHECK(m.keep.shape() == t.shape);
+    CHECK(t.sparsity == Approx(0.5).margin(1e-6));
+    CHECK(t.sparsity_pattern == "unstructured");
+    CHECK(t.method == "magnitude");
+    const std::vector<float> w = Values(g, t.name), w0 = Values(before, t.name);
+    const uint8_t* keep = m.keep.data<uint8_t>();
+    float max_pruned = 0, min_kept = INFINITY;
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (keep[i]) {
+        CHECK(w[i] == w0[i]);  // magnitude pruning does not touch the kept weights
+        min_kept = std::min(min_kept, std::fabs(w0[i]));
+      } else {
+        CHECK(w[i] == 0.0f);
+        max_pruned = std::max(max_pruned, std::fabs(w0[i]));
+      }
+    }
+    CHECK(max_pruned <= min_kept);
+  }
+  CHECK(pruned == 28);  // 4 layers x (q, k, v, o, gate, up, down)
+  CHECK(r->passes[0].counters.at("pruned") == 28);
+}
+
+TEST_CASE("prune N:M patterns hold in every group; the ONNX graph's [K, N] weights are masked as [N, K]",
+          "[passes][prune]") {
+  for (const char* path : {"", "/model.onnx"}) {
+    for (const char* pattern : {"2:4", "4:8", "1:3"}) {
+      INFO(path << " " << pattern);
+      auto model = LoadModel(kModel + path);
+      REQUIRE(model.ok());
+      auto r = RunRecipe(model->graph, Prune(StrCat(R"({"method": "wanda", "pattern": ")", pattern, R"("})")),
+                         &Stats());
+      INFO(r.status().message());
+      REQUIRE(r.ok());
+      const SparsityPattern p = *SparsityPattern::Parse(pattern);
+      size_t masked = 0;
+      for (const auto& [name, m] : model->graph.weight_masks) {
+        ++masked;
+        const size_t n = static_cast<size_t>(m.keep.dim(0)), k = static_cast<size_t>(m.keep.dim(1));
+        CHECK(MaskFollowsPattern(m.keep.data<uint8_t>(), n, k, p));
+        CHECK(MaskSparsity(m.keep.data<uint8_t>(), n * k) == Approx(p.Sparsity()).margin(0.02));
+        // Zeros where pruned, in the stored orientation.
+        const Tensor* t = model->graph.FindInitializer(name);
+        REQUIRE(t != nullptr);
+        const bool kn = std::string(path) == "/model.onnx";  // MatMul(A, W[K, N])
+        const std::vector<float> w = t->ToFloatVector();
+        for (size_t r = 0; r < n; ++r) {
+          for (size_t c = 0; c < k; ++c) {
+            if (m.keep.data<uint8_t>()[r * k + c]) continue;
+            CHECK(w[kn ? c * n + r : r * k + c] == 0.0f);
+          }
+        }
+      }
+      CHECK(masked >= 28);
+    }
+  }
+}
+
+TEST_CASE("prune then int4/int8 (with and without GPTQ): pruned weights dequantize to exactly 0",
+          "[passes][prune]") {
+  for (const char* quant : {R"({"pass": "quantize_int4", "options": {"gptq": true}})",
+                            R"({"pass": "quantize_int4", "options": {"symmetric": false}})",
+                            R"({"pass": "quantize_int8", "options": {"gptq": true}})"}) {
+    INFO(quant);
+    auto model = LoadModel(kModel);
+    REQUIRE(model.ok());
+    const std::string recipe =
+        StrCat(R"({"passes": [{"pass": "prune", "options": {"method": "sparsegpt", "pattern": "2:4"}}, )", quant,
+               "]}");
+    auto r = RunRecipe(model->graph, recipe, &Stats());
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    size_t checked = 0;
+    for (const TensorReport& t : r->passes[1].tensors) {
+      auto m = model->graph.weight_masks.find(t.name);
+      if (m == model->graph.weight_masks.end()) continue;
+      ++checked;
+      CHECK(t.sparsity == Approx(0.5).margin(1e-6));
+      CHECK(t.sparsity_pattern == "2:4");
+      auto layout = ParseQuantLayout(t.layout);
+      REQUIRE(layout.ok());
+      const Tensor* packed = model->graph.FindInitializer(t.name);
+      const size_t n = static_cast<size_t>(packed->dim(0)), k = static_cast<size_t>(packed->dim(1));
+      std::vector<float> w(n * k);
+      REQUIRE(DequantizePacked(packed->data<uint8_t>(), packed->nbytes(), *layout, n, k, w.data()).ok());
+      size_t nonzero_kept = 0;
+      for (size_t i = 0; i < w.size(); ++i) {
+        if (!m->second.keep.data<uint8_t>()[i]) {
+          CHECK(w[i] == 0.0f);
+        } else {
+          nonzero_kept += w[i] != 0.0f;
+        }
+      }
+      CHECK(nonzero_kept > w.size() / 3);  // the kept half is really there
+    }
+    CHECK(checked == 28);
+  }
+}
+
+TEST_CASE("prune: calibration requirements, bad options, global scope", "[passes][prune]") {
+  auto model = LoadModel(kModel);
+  REQUIRE(model.ok());
+  Graph g = model->graph;
+  for (const char* method : {"wanda", "sparsegpt"}) {
+    auto r = RunRecipe(g, Prune(StrCat(R"({"method": ")", method, R"("})")), nullptr);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::Contains("calibration data"));
+  }
+  CHECK(g.weight_masks.empty());
+  for (const char* bad : {R"({"pattern": "4:2"})", R"({"pattern": "dense"})", R"({"sparsity": 0.99})"}) {
+    INFO(bad);
+    auto r = RunRecipe(g, Prune(bad), &Stats());
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::Contains("prune"));
+  }
+  // Global: one threshold, sparsity differs per tensor, total near 50%.
+  auto r = RunRecipe(g, Prune(R"({"method": "wanda", "scope": "global", "sparsity": 0.5})"), &Stats());
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  double zeros = 0, total = 0, lo = 1, hi = 0;
+  for (const TensorReport& t : r->passes[0].tensors) {
+    if (t.sparsity_pattern.empty()) continue;
+    zeros += t.sparsity * static_cast<double>(t.params);
+    total += static_cast<double>(t.params);
+    lo = std::min(lo, t.sparsity);
+    hi = std::max(hi, t.sparsity);
+  }
+  CHECK(zeros / total == Approx(0.5).margin(0.01));
+  CHECK(hi - lo > 0.05);
+}
+
+TEST_CASE("prune sparsegpt: byte-identical weights and masks at 1 and 2 threads", "[passes][prune][threads]") {
+  std::vector<Graph> graphs;
+  for (int threads : {1, 2}) {
+    auto model = LoadModel(kModel);
+    REQUIRE(model.ok());
+    auto r = RunRecipe(model->graph, Prune(R"({"method": "sparsegpt", "sparsity": 0.6})"), &Stats(), threads);
+    REQUIRE(r.ok());
+    graphs.push_back(model->graph);
+  }
+  REQUIRE(graphs[0].weight_masks.size() == graphs[1].weight_masks.size());
+  for (const auto& [name, m] : graphs[0].weight_masks) {
+    INFO(name);
+    const Tensor* a = graphs[0].FindInitializer(name);
+    const Tensor* b = graphs[1].FindInitializer(name);
+    CHECK(std::memcmp(a->raw(), b->raw(), a->nbytes()) == 0);
+    CHECK(std::memcmp(m.keep.raw(), graphs[1].weight_masks.at(name).keep.raw(), m.keep.nbytes()) == 0);
+  }
+}
+
+}  // namespace slim
