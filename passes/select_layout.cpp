@@ -78,7 +78,12 @@ class SelectLayoutPass final : public Pass {
           }
         }
       }
-      if (!r.reason.empty()) {
+      if (from->kind == QuantLayoutKind::kQ4S24Row) {
+        // The sparse layout has no interleaved twin; it is already smaller
+        // than any dense one.
+        job.to = job.from;
+        r.reason = "2:4 sparse layout kept (no interleaved 2:4 layout; 3.5 vs 4.5 bits per weight at group 32)";
+      } else if (!r.reason.empty()) {
         r.fallback = true;
       } else if (job.from == job.to) {
         r.reason = "already in the requested layout";

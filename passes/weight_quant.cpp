@@ -36,6 +36,7 @@ struct Plan {
   const ActivationStat* sample = nullptr;  // rows to measure output error on
   const ActivationStat* hessian = nullptr;  // GPTQ: the input whose gram is used
   const WeightMask* mask = nullptr;  // pruned weights stay zero (Graph::weight_masks)
+  QuantLayout layout;                // what the codes are packed into
 };
 
 struct Result {
@@ -178,6 +179,7 @@ Plan MakePlan(const WeightCandidate* c, const PassContext& ctx, const WeightRequ
   }
   p.quantize = true;
   const QuantLayout layout = RowLayout(p.actual);
+  p.layout = layout;
   r.actual = p.actual.Name();
   r.bits = p.actual.kind == WeightScheme::Kind::kInt8 ? 8 : 4;
   r.group_size = p.actual.kind == WeightScheme::Kind::kInt8 ? static_cast<int64_t>(p.k)
@@ -216,7 +218,7 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
       res.output_error = MeasureOutputError(w.data(), *q, p.sample->sample.data(),
                                             static_cast<size_t>(p.sample->sample_rows));
     }
-    auto blob = PackQuantized(*q, RowLayout(p.actual));
+    auto blob = PackQuantized(*q, p.layout);
     if (!blob.ok()) {
       res.failure = blob.status().message();
     } else {
@@ -379,6 +381,18 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
     p.mask = &m->second;
     p.report.sparsity = MaskSparsity(m->second.keep.data<uint8_t>(), p.n * p.k);
     p.report.sparsity_pattern = m->second.pattern;
+    if (!p.quantize || m->second.pattern != "2:4") continue;
+    // A 2:4 mask packs into the 2:4 int4 layout (3.5 instead of 4.5 bits per
+    // weight at group 32); int8 and asymmetric int4 have no sparse layout
+    // yet and stay dense, which the report says.
+    if (p.actual.kind == WeightScheme::Kind::kInt4 && p.actual.symmetric) {
+      p.layout = QuantLayout{QuantLayoutKind::kQ4S24Row, static_cast<size_t>(p.actual.group_size), true};
+      p.report.layout = p.layout.Name();
+      p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
+    } else {
+      p.report.reason = StrCat("2:4 mask stored dense: no sparse layout for ", p.actual.Name(),
+                               " (2:4 packing is int4 symmetric)");
+    }
   }
 
   if (!ctx.activations) {

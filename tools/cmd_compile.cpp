@@ -127,7 +127,7 @@ int RunCompile(const CompileOptions& opt) {
   if (!manager.ok()) return ReportError(manager.status());
   if (manager->NeedsHessians() && !calib && !opt.dry_run) {
     return ReportError(InvalidInput(
-        "the recipe asks for GPTQ or SparseGPT, which need calibration data: add --calib DATA "
+        "the recipe asks for GPTQ or SparseGPT, and each needs calibration data: add --calib DATA "
         "(or use prune method magnitude / quantization without gptq)"));
   }
   if (manager->NeedsActivations() && !calib && !opt.dry_run) {

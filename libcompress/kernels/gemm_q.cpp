@@ -178,6 +178,35 @@ void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, floa
   }
 }
 
+void gemm_q4s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4S24RowLayout::Groups(a.k, g);
+  const size_t quads = Q4S24RowLayout::Quads(a.k, g);
+  const uint8_t* index = w + Q4S24RowLayout::IndexOffset(a.n, a.k, g);
+  const uint8_t* scales = w + Q4S24RowLayout::ScalesOffset(a.n, a.k, g);
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
+    const uint8_t* vals = w + r * quads;
+    const uint8_t* idx = index + r * quads / 2;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float acc = 0.0f;
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const float s = HalfToFloat(U16At(scales + 2 * (r * groups + gi)));
+        float sum = 0.0f;
+        for (size_t j = gi * g / 4; j < (gi + 1) * g / 4; ++j) {
+          const int bits = (idx[j / 2] >> (4 * (j & 1))) & 0xf;
+          const size_t e0 = 4 * j + static_cast<size_t>(bits & 3), e1 = 4 * j + static_cast<size_t>(bits >> 2);
+          // Padding elements (e >= K) hold code 0: they add nothing.
+          if (e0 < a.k) sum += xi[e0] * static_cast<float>((vals[j] & 0xf) - 8);
+          if (e1 < a.k) sum += xi[e1] * static_cast<float>((vals[j] >> 4) - 8);
+        }
+        acc += s * sum;
+      }
+      y[i * a.n + r] = acc;
+    }
+  }
+}
+
 const QGemmKernels& QGemmForHost() {
   static const QGemmKernels& table =
       HostCpuFeatures().has_x86_avx2() ? kQGemmKernelsAvx2 : kQGemmKernelsRef;
@@ -208,6 +237,10 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
       case QuantLayoutKind::kQ4X8:
         plan.fn = table.q4x8_f32;
         base = "q4x8_f32";
+        break;
+      case QuantLayoutKind::kQ4S24Row:
+        plan.fn = table.q4s24_row_f32;
+        base = "q4s24_row_f32";
         break;
     }
   }

@@ -13,6 +13,7 @@
 //      element order (mul, then add); the AVX2 twins keep 8 lanes of partial
 //      sums and use FMA, so twins agree with refs within
 //      |y_avx2 - y_ref| <= 2 (K + 8) 2^-24 sum_k |x_k| |w'_k|
+//      (for the 2:4 layout the sums run over the kept elements only)
 //      (the classical bound for reordered float sums, tested). q8_row has one
 //      group per row. q4*_row_f32_ref and q4x8_f32_ref are the same function
 //      of (X, codes, scales, zeros): bit-identical.
@@ -77,12 +78,17 @@ void gemm_q8_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w
 void gemm_q4_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+// 2:4 sparse int4 (q4g{G}_sym_s24_row): per group, sum over quads in order of
+// x[first] * (u0 - 8) + x[second] * (u1 - 8), then acc += s * group_sum; it
+// reads the two kept codes per quad only (3/8 of a byte per weight).
+void gemm_q4s24_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 // Require AVX2, FMA and F16C (CpuFeatures::has_x86_avx2()).
 void gemm_q8_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 struct QGemmKernels {
   const char* isa;  // "ref" or "avx2"
@@ -90,13 +96,14 @@ struct QGemmKernels {
   QGemmFn q4_row_f32;
   QGemmFn q4x8_f32;
   QGemmFn q4x8_i8;
+  QGemmFn q4s24_row_f32;
 };
 
 inline constexpr QGemmKernels kQGemmKernelsRef = {"ref", gemm_q8_row_f32_ref, gemm_q4_row_f32_ref,
-                                                  gemm_q4x8_f32_ref, gemm_q4x8_i8_ref};
+                                                  gemm_q4x8_f32_ref, gemm_q4x8_i8_ref, gemm_q4s24_row_f32_ref};
 inline constexpr QGemmKernels kQGemmKernelsAvx2 = {"avx2", gemm_q8_row_f32_avx2,
                                                    gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
-                                                   gemm_q4x8_i8_avx2};
+                                                   gemm_q4x8_i8_avx2, gemm_q4s24_row_f32_avx2};
 
 // The table for this host, chosen once (SLIMPACK_FORCE_SCALAR=1 -> ref).
 const QGemmKernels& QGemmForHost();

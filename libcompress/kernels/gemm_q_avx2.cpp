@@ -160,6 +160,79 @@ void gemm_q4_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
   }
 }
 
+// 2:4 layout: an index byte covers two quads (8 elements of X, one __m256);
+// entry b holds the lanes of their kept elements, [first, second] of the
+// low quad then 4 + [first, second] of the high one, for vpermps.
+struct S24Lanes {
+  alignas(16) int32_t lanes[256][4];
+  constexpr S24Lanes() : lanes() {
+    for (int b = 0; b < 256; ++b) {
+      lanes[b][0] = b & 3;
+      lanes[b][1] = (b >> 2) & 3;
+      lanes[b][2] = 4 + ((b >> 4) & 3);
+      lanes[b][3] = 4 + ((b >> 6) & 3);
+    }
+  }
+};
+constexpr S24Lanes kS24Lanes;
+
+// Per 8 quads (32 elements of X, 16 kept weights): the kept X values are
+// picked with vpermps from two 8-element loads per 4 quads (the index bytes
+// give the lanes), the 16 nibbles become (u - 8) as float in the same order,
+// two FMAs. X is zero-padded to whole groups, so there is no tail.
+void gemm_q4s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4S24RowLayout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t quads = Q4S24RowLayout::Quads(a.k, g);
+  const uint8_t* index = w + Q4S24RowLayout::IndexOffset(a.n, a.k, g);
+  const uint8_t* scales = w + Q4S24RowLayout::ScalesOffset(a.n, a.k, g);
+  Scratch<float> xp(a.m * kp);
+  for (size_t i = 0; i < a.m; ++i) {
+    for (size_t e = 0; e < kp; ++e) xp.p[i * kp + e] = e < a.k ? x[i * a.k + e] : 0.0f;
+  }
+  const __m128i low4 = _mm_set1_epi8(0xf);
+  const __m128i eight = _mm_set1_epi8(8);
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
+    const uint8_t* vals = w + r * quads;
+    const uint8_t* idx = index + r * quads / 2;
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = xp.p + i * kp;
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t gi = 0; gi < groups; ++gi) {
+        __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+        for (size_t j = gi * g / 4; j < (gi + 1) * g / 4; j += 8) {
+          uint64_t v8;
+          std::memcpy(&v8, vals + j, 8);
+          const __m128i b = _mm_cvtsi64_si128(static_cast<long long>(v8));
+          // [q0 first, q0 second, q1 first, ...] as u - 8 (exact bytes).
+          const __m128i u = _mm_unpacklo_epi8(_mm_and_si128(b, low4), _mm_and_si128(_mm_srli_epi16(b, 4), low4));
+          const __m128i c = _mm_sub_epi8(u, eight);
+          const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
+          const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8)));
+          const float* xq = xi + 4 * j;
+          const uint8_t* ib = idx + j / 2;
+          const __m256i lanes0 = _mm256_setr_m128i(
+              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[0]])),
+              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[1]])));
+          const __m256i lanes1 = _mm256_setr_m128i(
+              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[2]])),
+              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[3]])));
+          const __m256 x0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), lanes0),
+                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), lanes0), 0xF0);
+          const __m256 x1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), lanes1),
+                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), lanes1), 0xF0);
+          t0 = _mm256_fmadd_ps(w0, x0, t0);
+          t1 = _mm256_fmadd_ps(w1, x1, t1);
+        }
+        const float s = HalfAt(scales + 2 * (r * groups + gi));
+        acc = _mm256_fmadd_ps(_mm256_add_ps(t0, t1), _mm256_set1_ps(s), acc);
+      }
+      y[i * a.n + r] = HorizontalSum(acc);
+    }
+  }
+}
+
 void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);

@@ -253,6 +253,34 @@ Status CheckScale(float s, const std::string& layout, size_t offset) {
   return Status::Ok();
 }
 
+// The canonical kept positions of a quad of a 2:4 layout (Q4S24RowLayout):
+// its nonzero codes, filled up to two with the lowest free positions.
+// Returns false when the quad has more than two nonzero codes.
+bool QuadPositions(const int8_t* codes4, int* p0, int* p1) {
+  int pos[4], count = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (codes4[i] != 0) {
+      if (count == 2) return false;
+      pos[count++] = i;
+    }
+  }
+  for (int i = 0; i < 4 && count < 2; ++i) {
+    if (count == 1 && pos[0] == i) continue;
+    pos[count++] = i;
+  }
+  *p0 = std::min(pos[0], pos[1]);
+  *p1 = std::max(pos[0], pos[1]);
+  return true;
+}
+
+// Codes of quad j of row r (elements past k are 0).
+void QuadCodes(const QuantizedMatrix& q, size_t r, size_t j, int8_t* out4) {
+  for (size_t i = 0; i < 4; ++i) {
+    const size_t e = 4 * j + i;
+    out4[i] = e < q.cols ? q.codes[r * q.cols + e] : 0;
+  }
+}
+
 QuantizedMatrix EmptyMatrix(const QuantScheme& scheme, size_t rows, size_t cols) {
   QuantizedMatrix q;
   q.scheme = scheme;
@@ -504,6 +532,7 @@ double MeasureOutputError(const float* w, const QuantizedMatrix& q, const float*
 
 std::string QuantLayout::Name() const {
   if (kind == QuantLayoutKind::kQ8Row) return "q8_row";
+  if (kind == QuantLayoutKind::kQ4S24Row) return StrCat("q4g", group_size, "_sym_s24_row");
   return StrCat("q4g", group_size, symmetric ? "_sym" : "_asym",
                 kind == QuantLayoutKind::kQ4Row ? "_row" : "_x8");
 }
@@ -516,6 +545,8 @@ size_t QuantLayout::PackedBytes(size_t rows, size_t cols) const {
       return Q4RowLayout::Bytes(rows, cols, group_size, symmetric);
     case QuantLayoutKind::kQ4X8:
       return Q4X8Layout::Bytes(rows, cols, group_size, symmetric);
+    case QuantLayoutKind::kQ4S24Row:
+      return Q4S24RowLayout::Bytes(rows, cols, group_size);
   }
   return 0;
 }
@@ -526,11 +557,19 @@ QuantScheme QuantLayout::Scheme() const {
 }
 
 Expected<QuantLayout> ParseQuantLayout(std::string_view name) {
-  for (const QuantLayout& l : AllQuantLayouts()) {
-    if (l.Name() == name) return l;
+  for (const auto& list : {AllQuantLayouts(), AllSparseQuantLayouts()}) {
+    for (const QuantLayout& l : list) {
+      if (l.Name() == name) return l;
+    }
   }
   return InvalidInput("unknown quantized layout '", std::string(name),
-                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8})");
+                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_row)");
+}
+
+std::vector<QuantLayout> AllSparseQuantLayouts() {
+  std::vector<QuantLayout> out;
+  for (size_t g : {32, 64, 128}) out.push_back({QuantLayoutKind::kQ4S24Row, g, true});
+  return out;
 }
 
 std::vector<QuantLayout> AllQuantLayouts() {
@@ -598,6 +637,26 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
     const int code = e < k ? q.codes[r * k + e] : z;
     return Nibble(code, sym);
   };
+  if (layout.kind == QuantLayoutKind::kQ4S24Row) {
+    const size_t quads = Q4S24RowLayout::Quads(k, g);
+    const size_t io = Q4S24RowLayout::IndexOffset(n, k, g);
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t j = 0; j < quads; ++j) {
+        int8_t c[4];
+        QuadCodes(q, r, j, c);
+        int p0 = 0, p1 = 0;
+        if (!QuadPositions(c, &p0, &p1)) {
+          return InvalidInput("layout ", layout.Name(), " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j,
+                              "..", 4 * j + 3, " hold more than 2 nonzero codes");
+        }
+        out[r * quads + j] = static_cast<uint8_t>(Nibble(c[p0], true) | (Nibble(c[p1], true) << 4));
+        out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
+      }
+    }
+    const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
+    for (size_t i = 0; i < n * groups; ++i) PutU16(&out[so + 2 * i], FloatToHalf(q.scales[i]));
+    return out;
+  }
   if (layout.kind == QuantLayoutKind::kQ4Row) {
     const size_t row_bytes = Q4RowLayout::RowBytes(k, g);
     for (size_t r = 0; r < n; ++r) {
@@ -692,6 +751,49 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     return Status::Ok();
   };
 
+  if (layout.kind == QuantLayoutKind::kQ4S24Row) {
+    const size_t quads = Q4S24RowLayout::Quads(k, g);
+    const size_t io = Q4S24RowLayout::IndexOffset(n, k, g);
+    const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
+    auto zero_gap = [&](size_t from, size_t to) -> Status {
+      for (size_t i = from; i < to; ++i) {
+        SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i, " is not zero");
+      }
+      return Status::Ok();
+    };
+    SLIM_RETURN_IF_ERROR(zero_gap(n * quads, io));
+    SLIM_RETURN_IF_ERROR(zero_gap(io + n * quads / 2, so));
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t j = 0; j < quads; ++j) {
+        const size_t voff = r * quads + j, ioff = io + r * quads / 2 + j / 2;
+        const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
+        const int p0 = bits & 3, p1 = bits >> 2;
+        SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
+                         " keeps positions ", p0, " and ", p1, " (the first must be lower)");
+        int8_t c[4] = {0, 0, 0, 0};
+        c[p0] = static_cast<int8_t>(CodeFromNibble(data[voff] & 0xf, true));
+        c[p1] = static_cast<int8_t>(CodeFromNibble(data[voff] >> 4, true));
+        int e0 = 0, e1 = 0;
+        QuadPositions(c, &e0, &e1);  // at most two nonzero by construction
+        SLIM_CHECK_INPUT(e0 == p0 && e1 == p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ",
+                         voff, " is not in canonical form (zero codes must take the lowest free positions)");
+        for (int i = 0; i < 4; ++i) {
+          const size_t e = 4 * j + static_cast<size_t>(i);
+          if (e < k) {
+            q.codes[r * k + e] = c[i];
+          } else {
+            SLIM_CHECK_INPUT(c[i] == 0, "layout ", name, ": padding element ", e, " of row ", r,
+                             " at byte offset ", voff, " is not code 0");
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < n * groups; ++i) {
+      q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
+      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i));
+    }
+    return q;
+  }
   if (layout.kind == QuantLayoutKind::kQ4Row) {
     const size_t row_bytes = Q4RowLayout::RowBytes(k, g);
     const size_t so = Q4RowLayout::ScalesOffset(n, k, g);

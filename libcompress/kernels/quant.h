@@ -211,10 +211,40 @@ struct Q4X8Layout {
   }
 };
 
+// "q4g{G}_sym_s24_row": symmetric int4 codes of a 2:4-sparse matrix (at most
+// two nonzero codes in every quad: 4 consecutive elements of a row, starting
+// at a multiple of 4). Rows hold ceil(K/G) groups of G/4 quads (K padded to
+// whole groups; padding elements are code 0). Three arrays:
+//   values  [N, Quads] bytes at offset 0: quad j's two kept codes as nibbles
+//           u = q + 8, the lower-positioned one in the low nibble;
+//   indices [N, Quads/2] bytes at IndexOffset: quad 2i in the low 4 bits and
+//           2i+1 in the high 4; of each 4 bits, bits 0-1 are the position
+//           (0..3) of the first kept element and bits 2-3 of the second,
+//           first < second;
+//   scales  [N, Groups] FP16 at ScalesOffset (row-major).
+// Canonical: the kept positions are the quad's nonzero codes, filled up to two
+// with the lowest free positions (u = 8); readers reject anything else, so a
+// matrix has one encoding. 3 bits per weight plus 16/G for the scale: 3.5 at
+// G = 32, against 4.5 for the dense q4g32 layouts.
+struct Q4S24RowLayout {
+  static constexpr size_t Groups(size_t k, size_t g) { return CeilDiv(k, g); }
+  static constexpr size_t Quads(size_t k, size_t g) { return Groups(k, g) * g / 4; }
+  static constexpr size_t IndexOffset(size_t n, size_t k, size_t g) {
+    return AlignUp(n * Quads(k, g), kQuantAlign);
+  }
+  static constexpr size_t ScalesOffset(size_t n, size_t k, size_t g) {
+    return AlignUp(IndexOffset(n, k, g) + n * Quads(k, g) / 2, kQuantAlign);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k, size_t g) {
+    return ScalesOffset(n, k, g) + 2 * n * Groups(k, g);
+  }
+};
+
 enum class QuantLayoutKind : uint8_t {
-  kQ8Row,  // "q8_row"
-  kQ4Row,  // "q4g{G}_{sym,asym}_row"
-  kQ4X8,   // "q4g{G}_{sym,asym}_x8"
+  kQ8Row,     // "q8_row"
+  kQ4Row,     // "q4g{G}_{sym,asym}_row"
+  kQ4X8,      // "q4g{G}_{sym,asym}_x8"
+  kQ4S24Row,  // "q4g{G}_sym_s24_row" (2:4 sparse, symmetric only)
 };
 
 // A layout with its parameters; Name() is the stable string stored in the
@@ -234,8 +264,11 @@ struct QuantLayout {
 };
 
 Expected<QuantLayout> ParseQuantLayout(std::string_view name);
-// Every layout name (for listings and exhaustive tests).
+// Every dense layout (any codes pack into them; for listings and exhaustive
+// tests).
 std::vector<QuantLayout> AllQuantLayouts();
+// The sparse layouts: they take only codes of their sparsity pattern.
+std::vector<QuantLayout> AllSparseQuantLayouts();
 // Packed bits per weight, scales and zero points included.
 double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols);
 

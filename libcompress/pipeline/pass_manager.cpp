@@ -181,8 +181,9 @@ Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* a
       for (const auto& [name, st] : activations->values) have_gram |= !st.gram.empty();
     }
     for (const Step& step : steps_) {
-      SLIM_CHECK_INPUT(have_gram || !step.pass->NeedsHessians(step.ctx), "pass ", step.ctx.pass_name,
-                       ": GPTQ and SparseGPT need calibration data with Hessians (compile --calib DATA)");
+      SLIM_CHECK_INPUT(have_gram || !step.pass->NeedsHessians(step.ctx), "pass ", step.ctx.pass_name, ": ",
+                       step.ctx.pass_name == "prune" ? "SparseGPT" : "GPTQ",
+                       " needs calibration data with Hessians (compile --calib DATA)");
       SLIM_CHECK_INPUT(activations || !step.pass->NeedsActivations(step.ctx), "pass ", step.ctx.pass_name,
                        ": needs calibration data (compile --calib DATA)");
     }

@@ -1,0 +1,172 @@
+// GEMV (M = 1, one decoded token) of the 2:4 sparse int4 layout against the
+// dense int4 layouts on TinyLlama-1.1B's FFN shapes (K x N = 2048 x 5632 and
+// 5632 x 2048), on 1 and 2 threads (columns split as the runtime splits them),
+// with a read-bandwidth probe over a buffer larger than the L3 run in the
+// same program. Prints medians of 21 runs, weight GB/s, and the time ratio
+// dense / sparse (the pruning issue's target: >= 1.2).
+//   build/bench/slimpack_bench_gemv_sparse
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "libcompress/kernels/cpu_features.h"
+#include "libcompress/kernels/gemm_q.h"
+#include "libcompress/kernels/quant.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kRuns = 21;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median seconds of fn() over kRuns, after one warm-up.
+template <typename Fn>
+double Time(Fn&& fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < kRuns; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return Median(t);
+}
+
+// Sum of a 1 GiB buffer split over `threads`: what the memory system delivers
+// to plain loads.
+double ProbeGBps(int threads) {
+  const size_t count = (size_t{1} << 30) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(count, 1);
+  std::vector<uint64_t> sums(static_cast<size_t>(threads));
+  const double s = Time([&] {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        const size_t b = count * static_cast<size_t>(t) / static_cast<size_t>(threads);
+        const size_t e = count * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+        uint64_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        for (size_t i = b; i + 4 <= e; i += 4) {
+          acc0 += buf[i];
+          acc1 += buf[i + 1];
+          acc2 += buf[i + 2];
+          acc3 += buf[i + 3];
+        }
+        sums[static_cast<size_t>(t)] = acc0 + acc1 + acc2 + acc3;
+      });
+    }
+    for (auto& th : pool) th.join();
+  });
+  return static_cast<double>(count * sizeof(uint64_t)) / s / 1e9;
+}
+
+// A 2:4 matrix quantized to int4 group 32 symmetric: the same codes pack
+// into the dense and the sparse layouts.
+slim::QuantizedMatrix SparseCodes(size_t n, size_t k) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> d(0.0f, 0.02f);
+  std::vector<float> w(n * k, 0.0f);
+  for (size_t r = 0; r < n; ++r) {
+    for (size_t c = 0; c < k; c += 4) {
+      const size_t a = rng() % 4, b = (a + 1 + rng() % 3) % 4;
+      w[r * k + c + a] = d(rng);
+      w[r * k + c + b] = d(rng);
+    }
+  }
+  slim::QuantOptions o;
+  o.scheme = slim::QuantScheme{4, 32, true};
+  o.search = false;
+  return *slim::QuantizeMatrix(w.data(), n, k, o);
+}
+
+double Gemv(const slim::QGemmPlan& plan, const std::vector<uint8_t>& w, size_t n, size_t k, int threads) {
+  std::vector<float> x(k, 0.5f), y(n);
+  slim::QGemmArgs a;
+  a.m = 1;
+  a.n = n;
+  a.k = k;
+  a.group_size = 32;
+  return Time([&] {
+    if (threads == 1) {
+      plan.fn(a, x.data(), w.data(), y.data());
+      return;
+    }
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        slim::QGemmArgs part = a;
+        // Column ranges start on multiples of 16, as the runtime's do.
+        part.n_begin = (n * static_cast<size_t>(t) / static_cast<size_t>(threads)) / 16 * 16;
+        part.n_end = t + 1 == threads ? n : (n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads)) / 16 * 16;
+        plan.fn(part, x.data(), w.data(), y.data());
+      });
+    }
+    for (auto& th : pool) th.join();
+  });
+}
+
+std::string CpuModel() {
+  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) return "unknown";
+  char line[512];
+  std::string model = "unknown";
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "model name", 10) == 0) {
+      const char* colon = std::strchr(line, ':');
+      if (colon) model = std::string(colon + 2, std::strcspn(colon + 2, "\n"));
+      break;
+    }
+  }
+  std::fclose(f);
+  return model;
+}
+
+}  // namespace
+
+int main() {
+  const slim::QGemmKernels& table = slim::QGemmForHost();
+  std::printf("cpu: %s; kernels: %s\n", CpuModel().c_str(), table.isa);
+  for (int threads : {1, 2}) {
+    std::printf("read probe, %d thread(s): %.1f GB/s\n", threads, ProbeGBps(threads));
+  }
+  struct Variant {
+    slim::QuantLayout layout;
+    slim::QComputePath path;
+  };
+  const Variant variants[] = {
+      {{slim::QuantLayoutKind::kQ4Row, 32, true}, slim::QComputePath::kF32DequantFma},
+      {{slim::QuantLayoutKind::kQ4X8, 32, true}, slim::QComputePath::kI8Dot},
+      {{slim::QuantLayoutKind::kQ4S24Row, 32, true}, slim::QComputePath::kF32DequantFma},
+  };
+  for (auto [k, n] : {std::pair<size_t, size_t>{2048, 5632}, {5632, 2048}}) {
+    const slim::QuantizedMatrix q = SparseCodes(n, k);
+    for (int threads : {1, 2}) {
+      double t_dense_row = 0, t_dense_best = 1e30, t_sparse = 0;
+      for (const Variant& v : variants) {
+        const auto w = *slim::PackQuantized(q, v.layout);
+        const auto plan = *slim::SelectQGemm(v.layout, v.path, table);
+        const double t = Gemv(plan, w, n, k, threads);
+        std::printf("K=%zu N=%zu threads=%d %-22s %-16s %-18s %7.3f ms  %5.1f weight GB/s\n", k, n, threads,
+                    v.layout.Name().c_str(), slim::QComputePathName(v.path), plan.kernel_name.c_str(), t * 1e3,
+                    static_cast<double>(w.size()) / t / 1e9);
+        if (v.layout.kind == slim::QuantLayoutKind::kQ4S24Row) {
+          t_sparse = t;
+        } else {
+          if (v.layout.kind == slim::QuantLayoutKind::kQ4Row) t_dense_row = t;
+          t_dense_best = std::min(t_dense_best, t);
+        }
+      }
+      std::printf("K=%zu N=%zu threads=%d: 2:4 is %.2fx the dense q4 row kernel, %.2fx the fastest dense (medians)\n",
+                  k, n, threads, t_dense_row / t_sparse, t_dense_best / t_sparse);
+    }
+  }
+  return 0;
+}
