@@ -4,14 +4,11 @@
 #include "passes/prune.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <mutex>
-#include <optional>
-#include <thread>
 
 #include "libcompress/numerics/prune.h"
+#include "passes/factor_units.h"
 #include "passes/weight_finder.h"
 
 namespace slim {
@@ -353,56 +350,27 @@ class PrunePass final : public Pass {
     ctx.Log(StrCat("global threshold ", threshold, " for ", target * 100, "% over the selected tensors"));
   }
 
-  // Tensors sharing one input share SparseGPT's factor (one unit, one
-  // Cholesky); units run on up to ctx.threads threads, each tensor on one
-  // thread, results at their plan's index: output independent of threads.
+  // SparseGPT tensors sharing one input share its factor (factor_units.h).
   static std::vector<Result> PruneAll(const std::vector<WeightCandidate>& cands, const std::vector<Plan>& plans,
                                       const PassContext& ctx) {
-    struct Unit {
-      std::vector<size_t> plans;
-      const ActivationStat* hessian = nullptr;
-    };
-    std::vector<Unit> units;
+    std::vector<FactorItem> items;
     for (size_t i = 0; i < plans.size(); ++i) {
       if (!plans[i].prune) continue;
-      const ActivationStat* h = plans[i].method == "sparsegpt" ? plans[i].stat : nullptr;
-      auto same = std::find_if(units.begin(), units.end(), [&](const Unit& u) { return h && u.hessian == h; });
-      if (same != units.end()) {
-        same->plans.push_back(i);
-      } else {
-        units.push_back({{i}, h});
-      }
+      items.push_back({i, plans[i].method == "sparsegpt" ? plans[i].stat : nullptr, ctx.options.GetFloat("damp")});
     }
-    size_t total = 0;
-    for (const Unit& u : units) total += u.plans.size();
-    const double damp = ctx.options.GetFloat("damp");
     const int64_t block = ctx.options.GetInt("block");
     std::vector<Result> results(plans.size());
-    std::atomic<size_t> next{0};
-    std::mutex progress_mu;
     size_t done = 0;
-    auto worker = [&]() {
-      for (size_t j = next.fetch_add(1); j < units.size(); j = next.fetch_add(1)) {
-        const Unit& u = units[j];
-        std::optional<Expected<GptqFactor>> factor;
-        if (u.hessian) factor.emplace(PrepareGptq(u.hessian->gram.data(), static_cast<size_t>(u.hessian->dim), damp));
-        for (size_t i : u.plans) {
+    RunPerInput(
+        items, ctx.threads,
+        [&](size_t i, const Expected<GptqFactor>* factor) {
           if (factor && !factor->ok()) {
             results[i].failure = factor->status().message();
           } else {
             results[i] = PruneOne(plans[i], factor ? &**factor : nullptr, cands[i].n, cands[i].k, block);
           }
-          std::lock_guard<std::mutex> lock(progress_mu);
-          ctx.Progress(++done, total, cands[i].name);
-        }
-      }
-    };
-    const size_t nthreads =
-        std::min<size_t>(static_cast<size_t>(std::max(ctx.threads, 1)), std::max<size_t>(units.size(), 1));
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
+        },
+        [&](size_t i) { ctx.Progress(++done, items.size(), cands[i].name); });
     return results;
   }
 };

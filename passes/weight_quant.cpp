@@ -14,6 +14,7 @@
 
 #include "libcompress/kernels/quant.h"
 #include "libcompress/numerics/prune.h"
+#include "passes/factor_units.h"
 #include "passes/weight_finder.h"
 
 namespace slim {
@@ -236,54 +237,22 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
 // freed when the unit is done.
 std::vector<Result> QuantizeAll(const std::vector<WeightCandidate>& cands, const std::vector<Plan>& plans,
                                 const PassContext& ctx) {
-  struct Unit {
-    std::vector<size_t> plans;
-    const ActivationStat* hessian = nullptr;
-    double damp = 0;
-  };
-  std::vector<Unit> units;
+  std::vector<FactorItem> items;
   for (size_t i = 0; i < plans.size(); ++i) {
-    if (!plans[i].quantize) continue;
-    const Plan& p = plans[i];
-    auto same = std::find_if(units.begin(), units.end(), [&](const Unit& u) {
-      return p.hessian && u.hessian == p.hessian && u.damp == p.request.gptq_damp;
-    });
-    if (same != units.end()) {
-      same->plans.push_back(i);
-    } else {
-      units.push_back({{i}, p.hessian, p.request.gptq_damp});
-    }
+    if (plans[i].quantize) items.push_back({i, plans[i].hessian, plans[i].request.gptq_damp});
   }
-  size_t total = 0;
-  for (const Unit& u : units) total += u.plans.size();
   std::vector<Result> results(plans.size());
-  std::atomic<size_t> next{0};
-  std::mutex progress_mu;
   size_t done = 0;
-  auto worker = [&]() {
-    for (size_t j = next.fetch_add(1); j < units.size(); j = next.fetch_add(1)) {
-      const Unit& u = units[j];
-      std::optional<Expected<GptqFactor>> factor;
-      if (u.hessian) {
-        factor.emplace(PrepareGptq(u.hessian->gram.data(), static_cast<size_t>(u.hessian->dim), u.damp));
-      }
-      for (size_t i : u.plans) {
+  RunPerInput(
+      items, ctx.threads,
+      [&](size_t i, const Expected<GptqFactor>* factor) {
         if (factor && !factor->ok()) {
           results[i].failure = factor->status().message();
         } else {
           results[i] = Quantize(cands[i], plans[i], factor ? &**factor : nullptr);
         }
-        std::lock_guard<std::mutex> lock(progress_mu);
-        ctx.Progress(++done, total, cands[i].name);
-      }
-    }
-  };
-  const size_t nthreads = std::min<size_t>(static_cast<size_t>(std::max(ctx.threads, 1)),
-                                           std::max<size_t>(units.size(), 1));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
+      },
+      [&](size_t i) { ctx.Progress(++done, items.size(), cands[i].name); });
   return results;
 }
 

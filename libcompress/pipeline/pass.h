@@ -207,6 +207,9 @@ struct PassContext {
   // Statistics of calibration data gathered on the source graph (compile
   // --calib); nullptr without calibration data.
   const ActivationStats* activations = nullptr;
+  // The graph as it was before the first pass of the pipeline: the teacher
+  // whose outputs reconstruction matches. nullptr when a pass runs alone.
+  const Graph* source = nullptr;
   ProgressFn progress;  // may be empty; called from one thread at a time
   LogFn log;            // may be empty
 

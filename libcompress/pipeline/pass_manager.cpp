@@ -196,6 +196,7 @@ Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* a
     PassContext ctx = step.ctx;
     ctx.target = options_.target ? &*options_.target : nullptr;
     ctx.activations = activations;
+    ctx.source = &graph;  // unchanged until every pass succeeded
     ctx.log = [&](const std::string& line) { log(ctx.pass_name + ": " + line); };
     auto r = step.pass->Run(work, ctx);
     if (!r.ok()) return r.status();

@@ -8,6 +8,7 @@
 #include "passes/prune.h"
 #include "passes/quantize_int4.h"
 #include "passes/quantize_int8.h"
+#include "passes/reconstruct.h"
 #include "passes/select_layout.h"
 
 namespace slim {
@@ -17,6 +18,8 @@ const std::vector<const Pass*>& AllPasses() {
     std::vector<std::unique_ptr<Pass>> v;
     // Recipes list prune before the quantization passes, which keep its zeros.
     v.push_back(MakePrunePass());
+    // reconstruct refits pruned float weights: after prune, before quantization.
+    v.push_back(MakeReconstructPass());
     v.push_back(MakeQuantizeInt8Pass());
     v.push_back(MakeQuantizeInt4Pass());
     // Order matters in recipes, not here; but select_layout only sees

@@ -234,3 +234,50 @@ TEST_CASE("prune sparsegpt: byte-identical weights and masks at 1 and 2 threads"
 }
 
 }  // namespace slim
+
+namespace slim {
+
+TEST_CASE("reconstruct refits kept weights to the teacher, keeps the zeros, lowers every layer's output error",
+          "[passes][prune][reconstruct]") {
+  auto model = LoadModel(kModel);
+  REQUIRE(model.ok());
+  const Graph teacher = model->graph;
+  auto r = RunRecipe(model->graph,
+                     R"({"passes": [{"pass": "prune", "options": {"method": "magnitude", "pattern": "2:4"}},
+                                    {"pass": "reconstruct"}]})",
+                     &Stats());
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  const PassReport& prune = r->passes[0];
+  const PassReport& rec = r->passes[1];
+  REQUIRE(rec.counters.at("reconstructed") == 28);
+  for (size_t i = 0; i < rec.tensors.size(); ++i) {
+    const TensorReport& t = rec.tensors[i];
+    if (t.actual != "reconstruct") continue;
+    INFO(t.name);
+    REQUIRE(prune.tensors[i].name == t.name);
+    REQUIRE(t.output_error_measured);
+    CHECK(t.output_rel_error < prune.tensors[i].output_rel_error);
+    const WeightMask& m = model->graph.weight_masks.at(t.name);
+    const std::vector<float> w = Values(model->graph, t.name), w0 = Values(teacher, t.name);
+    size_t changed = 0;
+    for (size_t j = 0; j < w.size(); ++j) {
+      if (!m.keep.data<uint8_t>()[j]) {
+        CHECK(w[j] == 0.0f);
+      } else {
+        changed += w[j] != w0[j];
+      }
+    }
+    CHECK(changed > w.size() / 4);  // the kept weights moved
+  }
+  // Without calibration data: refused before any pass runs.
+  auto no_data = LoadModel(kModel);
+  REQUIRE(no_data.ok());
+  auto refused = RunRecipe(no_data->graph, R"({"passes": [{"pass": "prune", "options": {"method": "magnitude"}},
+                                                          {"pass": "reconstruct"}]})",
+                           nullptr);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(no_data->graph.weight_masks.empty());
+}
+
+}  // namespace slim
