@@ -33,8 +33,16 @@ echo "$asym_x8" >"$work/asym_x8.json"
 asym_g64='{"passes":[{"pass":"quantize_int4","options":{"symmetric":false,"group_size":64}},{"pass":"select_layout","options":{"int4_layout":"row"}}]}'
 echo "$asym_g64" >"$work/asym_g64.json"
 
+# 25% of FFN neurons removed (a smaller dense FP16 model), and 2:4 + int4
+# (the 2:4 layout exports as dense MatMulNBits): calibrated on sequences 64..
+ffn25='{"passes":[{"pass":"prune_structured","options":{"ffn_ratio":0.25}}]}'
+echo "$ffn25" >"$work/ffn25.json"
+calib_kjv="--calib $root/models/kjv-byte/calib_tokens.json --calib-skip 64"
+
 # name model compile-args export-args
 configs=(
+  "kjv-ffn25|kjv-byte|--recipe $work/ffn25.json $calib_kjv|"
+  "kjv-prune24-int4|kjv-byte|--preset prune24-int4 $calib_kjv|"
   "kjv-int4-sym-row|kjv-byte|--preset int4|"
   "kjv-int4-asym-x8|kjv-byte|--recipe $work/asym_x8.json|"
   "kjv-int8|kjv-byte|--preset int8|"

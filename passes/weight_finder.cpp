@@ -295,15 +295,20 @@ std::vector<float> WeightRowsNK(const WeightCandidate& c) {
 }
 
 Tensor WeightFromRowsNK(const WeightCandidate& c, const std::vector<float>& w_nk) {
+  return WeightFromRowsNK(c.tensor.dtype(), c.kn, c.n, c.k, w_nk);
+}
+
+Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vector<float>& w_nk) {
   std::vector<float> stored = w_nk;
-  if (c.kn) {
-    for (size_t nn = 0; nn < c.n; ++nn) {
-      for (size_t kk = 0; kk < c.k; ++kk) stored[kk * c.n + nn] = w_nk[nn * c.k + kk];
+  if (kn) {
+    for (size_t nn = 0; nn < n; ++nn) {
+      for (size_t kk = 0; kk < k; ++kk) stored[kk * n + nn] = w_nk[nn * k + kk];
     }
   }
-  Tensor t(c.tensor.dtype(), c.tensor.shape());
+  const auto in = static_cast<int64_t>(n), ik = static_cast<int64_t>(k);
+  Tensor t(dtype, kn ? std::vector<int64_t>{ik, in} : std::vector<int64_t>{in, ik});
   const size_t count = stored.size();
-  switch (c.tensor.dtype()) {
+  switch (dtype) {
     case DType::kFloat32: std::copy(stored.begin(), stored.end(), t.MutableData<float>()); break;
     case DType::kFloat16: {
       uint16_t* out = t.MutableData<uint16_t>();

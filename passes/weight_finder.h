@@ -67,5 +67,8 @@ std::vector<float> WeightRowsNK(const WeightCandidate& c);
 // The weight with `w_nk` ([N, K], FP32) stored back in its own dtype and
 // orientation, as a new owned tensor.
 Tensor WeightFromRowsNK(const WeightCandidate& c, const std::vector<float>& w_nk);
+// The same for a matrix of a new logical shape [n, k] (structured pruning):
+// stored [k, n] when `kn`, else [n, k], in `dtype` (a float type).
+Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vector<float>& w_nk);
 
 }  // namespace slim

@@ -158,7 +158,7 @@ int RunCompile(const CompileOptions& opt) {
     copt.first_sequence = opt.calib_skip;
     copt.max_sequences = opt.calib_sequences;
     copt.max_sample_rows = opt.calib_sample_rows;
-    copt.gram = manager->NeedsHessians();
+    copt.gram = manager->WantsHessians();
     copt.runtime.threads = opt.threads;
     const size_t available = calib->sequences.size() - opt.calib_skip;
     Progress calib_bar("compile: calibration",

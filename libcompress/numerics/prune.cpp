@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 namespace slim {
@@ -207,6 +208,106 @@ bool MaskFollowsPattern(const uint8_t* mask, size_t rows, size_t cols, const Spa
     }
   }
   return true;
+}
+
+}  // namespace slim
+
+namespace slim {
+
+Expected<std::vector<float>> RefitKeptInputs(const float* w, size_t n, size_t k, const std::vector<size_t>& keep,
+                                             const float* gram, double damp) {
+  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto s = static_cast<Eigen::Index>(keep.size());
+  SLIM_CHECK_INPUT(s > 0 && n > 0, "refit: nothing kept");
+  for (size_t j : keep) SLIM_CHECK_INPUT(j < k, "refit: kept channel ", j, " outside K = ", k);
+  const auto K = static_cast<Eigen::Index>(k);
+  Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> H(gram, K, K);
+  MatD hss(s, s), hks(K, s);
+  for (Eigen::Index a = 0; a < s; ++a) {
+    for (Eigen::Index b = 0; b < s; ++b) hss(a, b) = H(static_cast<Eigen::Index>(keep[static_cast<size_t>(a)]),
+                                                      static_cast<Eigen::Index>(keep[static_cast<size_t>(b)]));
+  }
+  for (Eigen::Index r = 0; r < K; ++r) {
+    for (Eigen::Index b = 0; b < s; ++b) hks(r, b) = H(r, static_cast<Eigen::Index>(keep[static_cast<size_t>(b)]));
+  }
+  const double mean_diag = hss.diagonal().mean();
+  SLIM_CHECK_INPUT(std::isfinite(mean_diag), "refit: the Hessian is not finite");
+  hss.diagonal().array() += damp * (mean_diag > 0 ? mean_diag : 1.0);
+  Eigen::LLT<MatD> llt(hss);
+  SLIM_CHECK_INPUT(llt.info() == Eigen::Success, "refit: the damped Hessian of the kept channels is not positive definite");
+  const MatD wd = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+                      w, static_cast<Eigen::Index>(n), K)
+                      .cast<double>();
+  // W' (H_SS + lambda I) = W H[:, S]  ->  solve with the symmetric factor.
+  const MatD rhs = wd * hks;                          // [n, s]
+  const MatD sol = llt.solve(rhs.transpose()).transpose();  // [n, s]
+  std::vector<float> out(n * keep.size());
+  for (size_t r = 0; r < n; ++r) {
+    for (size_t b = 0; b < keep.size(); ++b) {
+      out[r * keep.size() + b] = static_cast<float>(sol(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(b)));
+    }
+  }
+  return out;
+}
+
+std::vector<size_t> TopChannels(const std::vector<double>& scores, size_t count) {
+  std::vector<size_t> idx(scores.size());
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  count = std::min(count, idx.size());
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  idx.resize(count);
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+}  // namespace slim
+
+namespace slim {
+
+Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t k, const float* gram, double damp,
+                                                size_t remove) {
+  using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  SLIM_CHECK_INPUT(remove < k, "OBS selection: cannot remove ", remove, " of ", k, " channels");
+  const auto K = static_cast<Eigen::Index>(k), N = static_cast<Eigen::Index>(n);
+  MatD H = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(gram, K, K)
+               .cast<double>();
+  const double mean_diag = H.diagonal().mean();
+  SLIM_CHECK_INPUT(std::isfinite(mean_diag), "OBS selection: the Hessian is not finite");
+  H.diagonal().array() += damp * (mean_diag > 0 ? mean_diag : 1.0);
+  Eigen::LLT<MatD> llt(H);
+  SLIM_CHECK_INPUT(llt.info() == Eigen::Success, "OBS selection: the damped Hessian is not positive definite");
+  MatD hinv = llt.solve(MatD::Identity(K, K));
+  MatD W = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, N, K)
+               .cast<double>();
+  std::vector<uint8_t> alive(k, 1);
+  for (size_t step = 0; step < remove; ++step) {
+    Eigen::Index best = -1;
+    double best_cost = 0;
+    for (Eigen::Index j = 0; j < K; ++j) {
+      if (!alive[static_cast<size_t>(j)]) continue;
+      const double cost = W.col(j).squaredNorm() / hinv(j, j);
+      if (best < 0 || cost < best_cost) {
+        best = j;
+        best_cost = cost;
+      }
+    }
+    const double d = hinv(best, best);
+    // Compensate the others, then drop `best` from the inverse (the inverse
+    // of H with row and column `best` removed, by a rank-1 downdate).
+    const Eigen::RowVectorXd hrow = hinv.row(best);
+    W.noalias() -= W.col(best) * (hrow / d);
+    hinv.noalias() -= hinv.col(best) * (hrow / d);
+    W.col(best).setZero();
+    hinv.row(best).setZero();
+    hinv.col(best).setZero();
+    hinv(best, best) = 1.0;  // never chosen again (alive = 0)
+    alive[static_cast<size_t>(best)] = 0;
+  }
+  std::vector<size_t> keep;
+  for (size_t j = 0; j < k; ++j) {
+    if (alive[j]) keep.push_back(j);
+  }
+  return keep;
 }
 
 }  // namespace slim

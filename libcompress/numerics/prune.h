@@ -85,3 +85,35 @@ double MaskSparsity(const uint8_t* mask, size_t count);
 bool MaskFollowsPattern(const uint8_t* mask, size_t rows, size_t cols, const SparsityPattern& pattern);
 
 }  // namespace slim
+
+namespace slim {
+
+// Structured pruning's consumer refit: the layer W [N, K] keeps only the
+// input channels `keep` (sorted, unique); the returned W' [N, |keep|]
+// minimises E||W x - W' x_keep||^2 + lambda ||W'||^2 over the calibration
+// inputs, H = E[x x^T] (gram, K x K):
+//   W' = W H[:, S] (H[S, S] + lambda I)^-1,  lambda = damp * mean(diag H[S, S]),
+// i.e. the removed channels' contribution is predicted from the kept ones
+// (W' = W_S + W_R H_RS H_SS^-1 without damping). Fails when the damped
+// H[S, S] is not positive definite.
+Expected<std::vector<float>> RefitKeptInputs(const float* w, size_t n, size_t k, const std::vector<size_t>& keep,
+                                             const float* gram, double damp);
+
+// Indices of the `count` highest scores (ties: lower index), ascending.
+std::vector<size_t> TopChannels(const std::vector<double>& scores, size_t count);
+
+}  // namespace slim
+
+namespace slim {
+
+// Structured OBS selection (Optimal Brain Surgeon on whole input channels,
+// as in OBC / ZipLM): removes `remove` input channels of W [N, K] one at a
+// time, each time the channel j whose removal with optimal compensation of
+// the others costs least,  cost_j = ||W[:, j]||^2 / [H^-1]_jj,  then
+// compensates W -= W[:, j] [H^-1]_{j,:} / [H^-1]_jj and removes j from H^-1
+// (H = gram + damp * mean(diag) I). Returns the kept channels, ascending;
+// the refit for them is RefitKeptInputs. O(remove * (N K + K^2)).
+Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t k, const float* gram, double damp,
+                                                size_t remove);
+
+}  // namespace slim

@@ -316,6 +316,9 @@ class Pass {
   // True when the pass needs calibration statistics at all (E[x^2] at
   // least); implied by NeedsHessians.
   virtual bool NeedsActivations(const PassContext& ctx) const { return NeedsHessians(ctx); }
+  // True when the pass uses E[x x^T] if calibration data is given but works
+  // without it (structured pruning's refit).
+  virtual bool WantsHessians(const PassContext& /*ctx*/) const { return false; }
 };
 
 }  // namespace slim

@@ -152,6 +152,13 @@ bool PassManager::NeedsHessians() const {
   return false;
 }
 
+bool PassManager::WantsHessians() const {
+  for (const Step& step : steps_) {
+    if (step.pass->NeedsHessians(step.ctx) || step.pass->WantsHessians(step.ctx)) return true;
+  }
+  return false;
+}
+
 bool PassManager::NeedsActivations() const {
   for (const Step& step : steps_) {
     if (step.pass->NeedsActivations(step.ctx)) return true;

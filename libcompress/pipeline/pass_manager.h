@@ -78,6 +78,8 @@ class PassManager {
   bool NeedsHessians() const;
   // Some pass needs calibration statistics (wanda, sparsegpt, gptq).
   bool NeedsActivations() const;
+  // Some pass uses Hessians when calibration data is given (collect them).
+  bool WantsHessians() const;
 
  private:
   PassManager() = default;

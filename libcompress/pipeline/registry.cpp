@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "passes/prune.h"
+#include "passes/prune_structured.h"
 #include "passes/quantize_int4.h"
 #include "passes/quantize_int8.h"
 #include "passes/reconstruct.h"
@@ -17,6 +18,7 @@ const std::vector<const Pass*>& AllPasses() {
   static const std::vector<std::unique_ptr<Pass>> kOwned = [] {
     std::vector<std::unique_ptr<Pass>> v;
     // Recipes list prune before the quantization passes, which keep its zeros.
+    v.push_back(MakePruneStructuredPass());
     v.push_back(MakePrunePass());
     // reconstruct refits pruned float weights: after prune, before quantization.
     v.push_back(MakeReconstructPass());

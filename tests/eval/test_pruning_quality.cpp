@@ -93,3 +93,18 @@ TEST_CASE("kjv-byte prune24-int4: 2:4 then int4 GPTQ stays close to 2:4 alone", 
   // GPTQ int4 alone adds about 0.003 nats here; the pruning dominates.
   CHECK(both <= 1.25 * pruned);
 }
+
+TEST_CASE("kjv-byte 25% of FFN neurons removed: the least-squares refit cuts the NLL increase by >= 30%",
+          "[eval][prune][structured]") {
+  auto run = [](bool reconstruct) {
+    const std::string recipe = StrCat(R"({"passes": [{"pass": "prune_structured", "options": {"ffn_ratio": 0.25, )",
+                                      R"("reconstruct": )", reconstruct ? "true" : "false", "}}]}");
+    const AccuracyResult a = Compare(slim_test::CompileInMemory(kModel, recipe, &HeldOutStats()));
+    WARN("kjv-byte FFN 25% removed, reconstruct " << reconstruct << ": NLL +" << a.nll - a.nll_reference << ", KL "
+                                                  << a.kl_mean);
+    return a.nll - a.nll_reference;
+  };
+  const double plain = run(false);
+  const double refit = run(true);
+  CHECK(refit <= 0.7 * plain);
+}
