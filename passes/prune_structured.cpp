@@ -322,6 +322,7 @@ class PruneStructuredPass final : public Pass {
       const Group& grp = groups[gi];
       const std::vector<size_t>& keep = grp.keep;
       const size_t I = grp.channels, I2 = keep.size();
+      if (I2 == I) continue;  // nothing removed (global scope): weights untouched
       removed += static_cast<int64_t>(I - I2);
       const std::string what = StrCat("FFN neurons ", I, " -> ", I2);
       for (size_t p : grp.producers) {
