@@ -14,6 +14,7 @@
 #include "bench/bench_util.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 
 namespace {
 

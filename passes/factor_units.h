@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 #include "libcompress/pipeline/activation_stats.h"
 
 namespace slim {

@@ -30,12 +30,18 @@ struct Plan {
   SparsityPattern pattern;
   double sparsity = 0;   // unstructured: fraction to prune
   const ActivationStat* stat = nullptr;  // the weight's input statistics
-  std::vector<float> w;  // [N, K] FP32 (filled when pruning runs)
+  const WeightMask* old_mask = nullptr;  // a mask from an earlier prune, kept
 };
 
+// One pruned tensor, ready to replace the old one. Workers load, prune and
+// measure one tensor at a time, so FP32 copies exist only for the tensors
+// being worked on (a 1B-parameter model does not fit twice in FP32).
 struct Result {
-  std::vector<float> w;
+  Tensor stored;  // the new weight in its own dtype and orientation
   std::vector<uint8_t> mask;
+  double rel_mse = 0, max_abs_error = 0;
+  bool output_error_measured = false;
+  double output_rel_error = 0;
   std::string failure;
   double seconds = 0;
 };
@@ -123,30 +129,54 @@ size_t MaskBlock(int64_t option, size_t k) {
   return std::max<size_t>(1, std::min<size_t>(128, k / 8));
 }
 
-Result PruneOne(const Plan& p, const GptqFactor* factor, size_t n, size_t k, int64_t block) {
+Result PruneOne(const WeightCandidate& c, const Plan& p, const GptqFactor* factor, int64_t block) {
   const auto t0 = Clock::now();
+  const size_t n = c.n, k = c.k;
   Result res;
-  res.w = p.w;
+  const std::vector<float> w0 = WeightRowsNK(c);
+  std::vector<float> w = w0;
   if (p.method == "sparsegpt") {
     SparseGptOptions o;
     o.sparsity = p.sparsity;
     o.pattern = p.pattern;
     o.block = MaskBlock(block, k);
-    auto mask = SparseGptPrune(res.w.data(), n, k, *factor, o);
+    auto mask = SparseGptPrune(w.data(), n, k, *factor, o);
     if (!mask.ok()) {
       res.failure = mask.status().message();
-    } else {
-      res.mask = std::move(*mask);
+      return res;
     }
+    res.mask = std::move(*mask);
   } else {
     const bool wanda = p.method == "wanda";
-    const std::vector<float> scores = PruneScores(res.w.data(), n, k, wanda ? p.stat->mean_sq.data() : nullptr);
+    const std::vector<float> scores = PruneScores(w.data(), n, k, wanda ? p.stat->mean_sq.data() : nullptr);
     // Wanda compares within each output row (the paper's choice); magnitude
     // over the whole matrix.
     res.mask = SelectMask(scores.data(), n, k, p.sparsity, p.pattern, wanda);
-    for (size_t i = 0; i < res.w.size(); ++i) {
-      if (!res.mask[i]) res.w[i] = 0.0f;
-    }
+  }
+  // A weight pruned before keeps its old zeros too.
+  const uint8_t* prev = p.old_mask ? p.old_mask->keep.data<uint8_t>() : nullptr;
+  for (size_t j = 0; j < w.size(); ++j) {
+    if (prev) res.mask[j] = static_cast<uint8_t>(res.mask[j] & prev[j]);
+    if (!res.mask[j]) w[j] = 0.0f;
+  }
+  res.stored = WeightFromRowsNK(c, w);
+  // What the tensor now holds (after rounding to its dtype), for the error
+  // figures.
+  WeightCandidate now_c = c;
+  now_c.tensor = res.stored;
+  const std::vector<float> now = WeightRowsNK(now_c);
+  double sq = 0, ref = 0;
+  for (size_t j = 0; j < now.size(); ++j) {
+    const double d = static_cast<double>(w0[j]) - now[j];
+    sq += d * d;
+    ref += static_cast<double>(w0[j]) * w0[j];
+    res.max_abs_error = std::max(res.max_abs_error, std::fabs(d));
+  }
+  res.rel_mse = ref > 0 ? sq / ref : 0.0;
+  if (p.stat && p.stat->sample_rows > 0) {
+    res.output_error_measured = true;
+    res.output_rel_error = RelativeOutputError(w0.data(), now.data(), n, k, p.stat->sample.data(),
+                                               static_cast<size_t>(p.stat->sample_rows));
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return res;
@@ -202,11 +232,12 @@ class PrunePass final : public Pass {
     const GraphIndex index = GraphIndex::Build(graph);
     std::vector<WeightCandidate> cands = FindWeights(graph, index);
     std::vector<Plan> plans;
-    for (const WeightCandidate& c : cands) plans.push_back(MakePlan(c, ctx));
-    for (size_t i = 0; i < plans.size(); ++i) {
-      if (plans[i].prune) plans[i].w = WeightRowsNK(cands[i]);
+    for (const WeightCandidate& c : cands) {
+      plans.push_back(MakePlan(c, ctx));
+      auto old = graph.weight_masks.find(c.name);
+      if (old != graph.weight_masks.end()) plans.back().old_mask = &old->second;
     }
-    if (ctx.options.GetString("scope") == "global") ApplyGlobalScope(&plans, ctx);
+    if (ctx.options.GetString("scope") == "global") ApplyGlobalScope(cands, &plans, ctx);
 
     if (ctx.strict) {
       for (const Plan& p : plans) {
@@ -230,45 +261,23 @@ class PrunePass final : public Pass {
         if (!res.failure.empty()) {
           return InvalidInput(ctx.pass_name, ": tensor '", c.name, "': ", res.failure);
         }
-        // A weight pruned before keeps its old zeros too.
-        auto old = out.weight_masks.find(c.name);
-        if (old != out.weight_masks.end()) {
-          const uint8_t* prev = old->second.keep.data<uint8_t>();
-          for (size_t j = 0; j < res.mask.size(); ++j) {
-            res.mask[j] = static_cast<uint8_t>(res.mask[j] & prev[j]);
-            if (!res.mask[j]) res.w[j] = 0.0f;
-          }
-        }
-        Tensor stored = WeightFromRowsNK(c, res.w);
-        // What the tensor now holds (after rounding to its dtype), for the
-        // error figures.
-        const std::vector<float> now = WeightRowsNK(WithTensor(c, stored));
         if (c.constant_node >= 0) {
-          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(stored);
+          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(res.stored);
         } else {
-          *out.MutableInitializer(c.name) = std::move(stored);
+          *out.MutableInitializer(c.name) = std::move(res.stored);
         }
-        Tensor mask = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(c.n), static_cast<int64_t>(c.k)},
-                                         res.mask);
-        out.weight_masks[c.name] = WeightMask{std::move(mask), p.pattern.Name()};
         TensorReport& r = p.report;
         r.seconds = res.seconds;
         r.sparsity = MaskSparsity(res.mask.data(), res.mask.size());
-        double sq = 0, ref = 0, max_abs = 0;
-        for (size_t j = 0; j < now.size(); ++j) {
-          const double d = static_cast<double>(p.w[j]) - now[j];
-          sq += d * d;
-          ref += static_cast<double>(p.w[j]) * p.w[j];
-          max_abs = std::max(max_abs, std::fabs(d));
-        }
         r.error_measured = true;
-        r.rel_mse = ref > 0 ? sq / ref : 0.0;
-        r.max_abs_error = max_abs;
-        if (p.stat && p.stat->sample_rows > 0) {
-          r.output_error_measured = true;
-          r.output_rel_error = RelativeOutputError(p.w.data(), now.data(), c.n, c.k, p.stat->sample.data(),
-                                                   static_cast<size_t>(p.stat->sample_rows));
-        }
+        r.rel_mse = res.rel_mse;
+        r.max_abs_error = res.max_abs_error;
+        r.output_error_measured = res.output_error_measured;
+        r.output_rel_error = res.output_rel_error;
+        Tensor mask = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(c.n), static_cast<int64_t>(c.k)},
+                                         res.mask);
+        res.mask = {};
+        out.weight_masks[c.name] = WeightMask{std::move(mask), p.pattern.Name()};
       }
       Status valid = out.Validate();
       if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
@@ -306,44 +315,45 @@ class PrunePass final : public Pass {
     return false;
   }
 
-  static WeightCandidate WithTensor(const WeightCandidate& c, Tensor t) {
-    WeightCandidate copy = c;
-    copy.tensor = std::move(t);
-    return copy;
-  }
-
   // One threshold over evenly strided samples of every unstructured
   // tensor's scores; each tensor's sparsity is the fraction of its own
   // scores below it.
-  static void ApplyGlobalScope(std::vector<Plan>* plans, const PassContext& ctx) {
+  static void ApplyGlobalScope(const std::vector<WeightCandidate>& cands, std::vector<Plan>* plans,
+                               const PassContext& ctx) {
     const double target = ctx.options.GetFloat("sparsity");
-    std::vector<std::vector<float>> scores(plans->size());
+    auto selected = [&](size_t i) { return (*plans)[i].prune && (*plans)[i].pattern.unstructured(); };
+    // Scores are recomputed from the weights on each of the two walks
+    // rather than held for the whole model.
+    auto scores_of = [&](size_t i) {
+      const Plan& p = (*plans)[i];
+      const bool act = p.method != "magnitude" && p.stat;
+      const std::vector<float> w = WeightRowsNK(cands[i]);
+      return PruneScores(w.data(), cands[i].n, cands[i].k, act ? p.stat->mean_sq.data() : nullptr);
+    };
     size_t total = 0;
     for (size_t i = 0; i < plans->size(); ++i) {
-      Plan& p = (*plans)[i];
-      if (!p.prune || !p.pattern.unstructured()) continue;
-      const size_t k = static_cast<size_t>(p.report.shape[1]), n = p.w.size() / k;
-      const bool act = p.method != "magnitude" && p.stat;
-      scores[i] = PruneScores(p.w.data(), n, k, act ? p.stat->mean_sq.data() : nullptr);
-      total += scores[i].size();
+      if (selected(i)) total += cands[i].n * cands[i].k;
     }
+    if (total == 0) return;
     // One stride for every tensor, so each contributes in proportion to its
     // size.
     const size_t stride = std::max<size_t>(1, total / kGlobalSample);
     std::vector<float> sample;
-    for (const auto& s : scores) {
+    for (size_t i = 0; i < plans->size(); ++i) {
+      if (!selected(i)) continue;
+      const std::vector<float> s = scores_of(i);
       for (size_t j = 0; j < s.size(); j += stride) sample.push_back(s[j]);
     }
-    if (sample.empty()) return;
     std::sort(sample.begin(), sample.end());
     const float threshold =
         sample[std::min(sample.size() - 1, static_cast<size_t>(target * static_cast<double>(sample.size())))];
     for (size_t i = 0; i < plans->size(); ++i) {
+      if (!selected(i)) continue;
       Plan& p = (*plans)[i];
-      if (scores[i].empty()) continue;
+      const std::vector<float> s = scores_of(i);
       size_t below = 0;
-      for (float s : scores[i]) below += s < threshold;
-      p.sparsity = std::min(kMaxSparsity, static_cast<double>(below) / static_cast<double>(scores[i].size()));
+      for (float v : s) below += v < threshold;
+      p.sparsity = std::min(kMaxSparsity, static_cast<double>(below) / static_cast<double>(s.size()));
       p.report.actual = StrCat("prune-", static_cast<int>(std::lround(100 * p.sparsity)), "%");
       p.report.reason = "scope global";
     }
@@ -367,7 +377,7 @@ class PrunePass final : public Pass {
           if (factor && !factor->ok()) {
             results[i].failure = factor->status().message();
           } else {
-            results[i] = PruneOne(plans[i], factor ? &**factor : nullptr, cands[i].n, cands[i].k, block);
+            results[i] = PruneOne(cands[i], plans[i], factor ? &**factor : nullptr, block);
           }
         },
         [&](size_t i) { ctx.Progress(++done, items.size(), cands[i].name); });

@@ -22,14 +22,54 @@ struct Plan {
   bool refit = false;
   const WeightMask* mask = nullptr;
   const ActivationStat* stat = nullptr;
-  std::vector<float> teacher;  // [N, K]
+  const WeightCandidate* teacher = nullptr;
 };
 
+// One refitted tensor; workers load, refit and measure one tensor at a time
+// so FP32 copies exist only for the tensors being worked on.
 struct Result {
-  std::vector<float> w;
+  Tensor stored;
+  double rel_mse = 0, max_abs_error = 0;
+  bool output_error_measured = false;
+  double error_before = 0, error_after = 0;
   std::string failure;
   double seconds = 0;
 };
+
+Result Refit(const WeightCandidate& c, const Plan& p, const GptqFactor& factor) {
+  const auto ts = Clock::now();
+  Result res;
+  const std::vector<float> teacher = WeightRowsNK(*p.teacher);
+  const std::vector<float> before = WeightRowsNK(c);
+  std::vector<float> w = teacher;
+  SparseGptOptions o;
+  o.fixed_mask = p.mask->keep.data<uint8_t>();
+  auto mask = SparseGptPrune(w.data(), c.n, c.k, factor, o);
+  if (!mask.ok()) {
+    res.failure = mask.status().message();
+    return res;
+  }
+  res.stored = WeightFromRowsNK(c, w);
+  WeightCandidate now_c = c;
+  now_c.tensor = res.stored;
+  const std::vector<float> now = WeightRowsNK(now_c);
+  double sq = 0, ref = 0;
+  for (size_t j = 0; j < now.size(); ++j) {
+    const double d = static_cast<double>(teacher[j]) - now[j];
+    sq += d * d;
+    ref += static_cast<double>(teacher[j]) * teacher[j];
+    res.max_abs_error = std::max(res.max_abs_error, std::fabs(d));
+  }
+  res.rel_mse = ref > 0 ? sq / ref : 0.0;
+  if (p.stat->sample_rows > 0) {
+    const size_t m = static_cast<size_t>(p.stat->sample_rows);
+    res.output_error_measured = true;
+    res.error_before = RelativeOutputError(teacher.data(), before.data(), c.n, c.k, p.stat->sample.data(), m);
+    res.error_after = RelativeOutputError(teacher.data(), now.data(), c.n, c.k, p.stat->sample.data(), m);
+  }
+  res.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
+  return res;
+}
 
 class ReconstructPass final : public Pass {
  public:
@@ -68,18 +108,11 @@ class ReconstructPass final : public Pass {
       RunPerInput(
           items, ctx.threads,
           [&](size_t i, const Expected<GptqFactor>* factor) {
-            const auto ts = Clock::now();
-            Result& res = results[i];
             if (!factor->ok()) {
-              res.failure = factor->status().message();
-              return;
+              results[i].failure = factor->status().message();
+            } else {
+              results[i] = Refit(cands[i], plans[i], **factor);
             }
-            res.w = plans[i].teacher;
-            SparseGptOptions o;
-            o.fixed_mask = plans[i].mask->keep.data<uint8_t>();
-            auto mask = SparseGptPrune(res.w.data(), cands[i].n, cands[i].k, **factor, o);
-            if (!mask.ok()) res.failure = mask.status().message();
-            res.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
           },
           [&](size_t i) { ctx.Progress(++done, items.size(), cands[i].name); });
 
@@ -91,35 +124,21 @@ class ReconstructPass final : public Pass {
         if (!results[i].failure.empty()) {
           return InvalidInput(ctx.pass_name, ": tensor '", c.name, "': ", results[i].failure);
         }
-        const std::vector<float> before = WeightRowsNK(c);
-        Tensor stored = WeightFromRowsNK(c, results[i].w);
-        WeightCandidate now_c = c;
-        now_c.tensor = stored;
-        const std::vector<float> now = WeightRowsNK(now_c);
+        Result& res = results[i];
         if (c.constant_node >= 0) {
-          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(stored);
+          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(res.stored);
         } else {
-          *out.MutableInitializer(c.name) = std::move(stored);
+          *out.MutableInitializer(c.name) = std::move(res.stored);
         }
         TensorReport& r = p.report;
-        r.seconds = results[i].seconds;
+        r.seconds = res.seconds;
         r.error_measured = true;
-        double sq = 0, ref = 0, max_abs = 0;
-        for (size_t j = 0; j < now.size(); ++j) {
-          const double d = static_cast<double>(p.teacher[j]) - now[j];
-          sq += d * d;
-          ref += static_cast<double>(p.teacher[j]) * p.teacher[j];
-          max_abs = std::max(max_abs, std::fabs(d));
-        }
-        r.rel_mse = ref > 0 ? sq / ref : 0.0;
-        r.max_abs_error = max_abs;
-        if (p.stat->sample_rows > 0) {
-          const size_t m = static_cast<size_t>(p.stat->sample_rows);
-          const double e_before =
-              RelativeOutputError(p.teacher.data(), before.data(), c.n, c.k, p.stat->sample.data(), m);
+        r.rel_mse = res.rel_mse;
+        r.max_abs_error = res.max_abs_error;
+        if (res.output_error_measured) {
           r.output_error_measured = true;
-          r.output_rel_error = RelativeOutputError(p.teacher.data(), now.data(), c.n, c.k, p.stat->sample.data(), m);
-          r.reason = StrCat("output error vs teacher ", e_before, " -> ", r.output_rel_error);
+          r.output_rel_error = res.error_after;
+          r.reason = StrCat("output error vs teacher ", res.error_before, " -> ", res.error_after);
         }
       }
       Status valid = out.Validate();
@@ -187,7 +206,7 @@ class ReconstructPass final : public Pass {
       }
     }
     if (!p.stat) return fallback("no calibration Hessian of its input");
-    p.teacher = WeightRowsNK(t->second);
+    p.teacher = &t->second;
     p.refit = true;
     r.actual = "reconstruct";
     r.method = "obs";

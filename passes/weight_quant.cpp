@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 #include "libcompress/numerics/prune.h"
 #include "passes/factor_units.h"
 #include "passes/weight_finder.h"

@@ -4,7 +4,7 @@
 // embedding, tied-embedding).
 // The pass maps (role, per-tensor options) to a requested scheme; the engine
 // checks the weight can take it (2-D, supported consumers, K large enough),
-// falls back with a reason otherwise, quantizes (kernels/quant.h) in
+// falls back with a reason otherwise, quantizes (numerics/quantize.h) in
 // parallel, and only then rewrites the graph (on a copy that replaces the
 // original once it validates):
 //   MatMul(A, W[K,N])                -> slimpack.MatMulQ(A, Wq[N,K])       (W transposed)

@@ -3,7 +3,7 @@
 // against: every output is a plain in-order sum (see gemm_f32.h).
 #include "libcompress/kernels/gemm_f32.h"
 
-#include "libcompress/ir/dtype.h"
+#include "libcompress/common/half.h"
 #include "libcompress/kernels/cpu_features.h"
 
 namespace slim {

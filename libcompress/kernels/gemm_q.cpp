@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "libcompress/ir/dtype.h"
+#include "libcompress/common/half.h"
 #include "libcompress/kernels/cpu_features.h"
 
 namespace slim {

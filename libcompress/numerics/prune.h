@@ -17,7 +17,7 @@
 //              chosen by the OBS saliency w^2 / [H^-1]_kk^2 on the weights as
 //              already updated, and each pruned weight's error is spread over
 //              the later columns through U (the upper Cholesky factor of
-//              H^-1 that GPTQ uses, PrepareGptq in kernels/quant.h):
+//              H^-1 that GPTQ uses, PrepareGptq in numerics/quantize.h):
 //                e = (w_i - w'_i) / U_ii;   w_j -= e * U_ij  for j > i.
 //              With a given mask the same loop only compensates (OBS
 //              reconstruction of a magnitude or Wanda mask).
@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "libcompress/common/status.h"
-#include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 
 namespace slim {
 

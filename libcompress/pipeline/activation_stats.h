@@ -7,7 +7,7 @@
 //   mean_sq  E[x_k^2] over every calibration row: the diagonal of the
 //            layer's Hessian X^T X / rows, i.e. how much an error in input
 //            column k of the weight moves the output. The weight passes use it
-//            as the importance of the scale search (kernels/quant.h).
+//            as the importance of the scale search (numerics/quantize.h).
 //   gram     E[x x^T] (K x K, FP32), the layer's Hessian up to a factor:
 //            what GPTQ needs. Collected only when a pass asks (K^2 floats
 //            per input: a 4096-wide input costs 64 MiB).

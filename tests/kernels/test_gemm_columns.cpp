@@ -14,6 +14,7 @@
 #include "libcompress/kernels/gemm_f32.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 #include "tests/test_util.h"
 
 namespace slim {

@@ -13,6 +13,7 @@
 #include "libcompress/kernels/cpu_features.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 
 namespace slim {
 namespace {

@@ -17,6 +17,7 @@
 #include "libcompress/io/model_loader.h"
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 #include "libcompress/runtime/decoder_session.h"
 #include "libcompress/runtime/interpreter.h"
 #include "libcompress/runtime/thread_pool.h"

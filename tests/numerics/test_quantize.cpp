@@ -11,6 +11,7 @@
 
 #include "libcompress/ir/dtype.h"
 #include "libcompress/kernels/quant.h"
+#include "libcompress/numerics/quantize.h"
 
 namespace slim {
 namespace {
