@@ -39,9 +39,7 @@ struct Plan {
 struct Result {
   Tensor stored;  // the new weight in its own dtype and orientation
   std::vector<uint8_t> mask;
-  double rel_mse = 0, max_abs_error = 0;
-  bool output_error_measured = false;
-  double output_rel_error = 0;
+  WeightChangeError error;
   std::string failure;
   double seconds = 0;
 };
@@ -63,17 +61,8 @@ std::string RoleOption(const std::string& role) {
 
 Plan MakePlan(const WeightCandidate& c, const PassContext& ctx) {
   Plan p;
+  p.report = KeptRow(c);
   TensorReport& r = p.report;
-  r.name = c.name;
-  r.shape = c.tensor.shape();
-  r.source_dtype = DTypeName(c.tensor.dtype());
-  r.role = c.role;
-  r.params = std::max<int64_t>(c.tensor.numel(), 0);
-  r.bytes_before = r.bytes_after = c.tensor.nbytes();
-  r.bits = static_cast<int>(DTypeSize(c.tensor.dtype()) * 8);
-  r.layout = r.source_dtype;
-  r.requested_bits_per_weight = r.bits;
-  r.actual = "keep";
   const Options o = ctx.OptionsFor(c.name);
   p.pattern = *SparsityPattern::Parse(o.GetString("pattern"));  // validated in ValidateOptions
   p.method = o.GetString("method");
@@ -159,25 +148,7 @@ Result PruneOne(const WeightCandidate& c, const Plan& p, const GptqFactor* facto
     if (prev) res.mask[j] = static_cast<uint8_t>(res.mask[j] & prev[j]);
     if (!res.mask[j]) w[j] = 0.0f;
   }
-  res.stored = WeightFromRowsNK(c, w);
-  // What the tensor now holds (after rounding to its dtype), for the error
-  // figures.
-  WeightCandidate now_c = c;
-  now_c.tensor = res.stored;
-  const std::vector<float> now = WeightRowsNK(now_c);
-  double sq = 0, ref = 0;
-  for (size_t j = 0; j < now.size(); ++j) {
-    const double d = static_cast<double>(w0[j]) - now[j];
-    sq += d * d;
-    ref += static_cast<double>(w0[j]) * w0[j];
-    res.max_abs_error = std::max(res.max_abs_error, std::fabs(d));
-  }
-  res.rel_mse = ref > 0 ? sq / ref : 0.0;
-  if (p.stat && p.stat->sample_rows > 0) {
-    res.output_error_measured = true;
-    res.output_rel_error = RelativeOutputError(w0.data(), now.data(), n, k, p.stat->sample.data(),
-                                               static_cast<size_t>(p.stat->sample_rows));
-  }
+  res.stored = StoreAndMeasure(c, w0, w, p.stat, &res.error);
   res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return res;
 }
@@ -261,19 +232,15 @@ class PrunePass final : public Pass {
         if (!res.failure.empty()) {
           return InvalidInput(ctx.pass_name, ": tensor '", c.name, "': ", res.failure);
         }
-        if (c.constant_node >= 0) {
-          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(res.stored);
-        } else {
-          *out.MutableInitializer(c.name) = std::move(res.stored);
-        }
+        SetWeight(out, c, std::move(res.stored));
         TensorReport& r = p.report;
         r.seconds = res.seconds;
         r.sparsity = MaskSparsity(res.mask.data(), res.mask.size());
         r.error_measured = true;
-        r.rel_mse = res.rel_mse;
-        r.max_abs_error = res.max_abs_error;
-        r.output_error_measured = res.output_error_measured;
-        r.output_rel_error = res.output_rel_error;
+        r.rel_mse = res.error.rel_mse;
+        r.max_abs_error = res.error.max_abs_error;
+        r.output_error_measured = res.error.output_measured;
+        r.output_rel_error = res.error.output_rel_error;
         Tensor mask = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(c.n), static_cast<int64_t>(c.k)},
                                          res.mask);
         res.mask = {};

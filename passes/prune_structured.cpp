@@ -171,28 +171,6 @@ Tensor SelectLastAxis(const Tensor& t, const std::vector<size_t>& keep) {
   return out;
 }
 
-void StoreWeight(Graph& g, const WeightCandidate& c, Tensor t) {
-  if (c.constant_node >= 0) {
-    g.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(t);
-  } else {
-    *g.MutableInitializer(c.name) = std::move(t);
-  }
-}
-
-TensorReport BaseRow(const WeightCandidate& c) {
-  TensorReport r;
-  r.name = c.name;
-  r.shape = c.tensor.shape();
-  r.source_dtype = DTypeName(c.tensor.dtype());
-  r.role = c.role;
-  r.params = std::max<int64_t>(c.tensor.numel(), 0);
-  r.bytes_before = r.bytes_after = c.tensor.nbytes();
-  r.bits = static_cast<int>(DTypeSize(c.tensor.dtype()) * 8);
-  r.layout = r.source_dtype;
-  r.actual = "keep";
-  return r;
-}
-
 class PruneStructuredPass final : public Pass {
  public:
   const PassInfo& info() const override {
@@ -328,7 +306,7 @@ class PruneStructuredPass final : public Pass {
       for (size_t p : grp.producers) {
         const WeightCandidate& c = cands[p];
         in_group[p] = true;
-        TensorReport r = BaseRow(c);
+        TensorReport r = KeptRow(c);
         r.requested = r.actual = StrCat("neurons-", I2);
         r.reason = what;
         if (!ctx.dry_run) {
@@ -337,7 +315,7 @@ class PruneStructuredPass final : public Pass {
           for (size_t j = 0; j < I2; ++j) std::copy_n(&w[keep[j] * c.k], c.k, &kept[j * c.k]);
           Tensor t = WeightFromRowsNK(c.tensor.dtype(), c.kn, I2, c.k, kept);
           r.bytes_after = t.nbytes();
-          StoreWeight(out, c, std::move(t));
+          SetWeight(out, c, std::move(t));
         } else {
           r.bytes_after = r.bytes_before * I2 / I;
         }
@@ -345,7 +323,7 @@ class PruneStructuredPass final : public Pass {
       }
       const WeightCandidate& d = cands[grp.consumer];
       in_group[grp.consumer] = true;
-      TensorReport r = BaseRow(d);
+      TensorReport r = KeptRow(d);
       r.requested = r.actual = StrCat("inputs-", I2);
       const ActivationStat* st = ctx.activations ? ctx.activations->Find(grp.input) : nullptr;
       const bool refit = ctx.options.GetBool("reconstruct") && st && !st->gram.empty() &&
@@ -384,7 +362,7 @@ class PruneStructuredPass final : public Pass {
         }
         Tensor t = WeightFromRowsNK(d.tensor.dtype(), d.kn, d.n, I2, kept);
         r.bytes_after = t.nbytes();
-        StoreWeight(out, d, std::move(t));
+        SetWeight(out, d, std::move(t));
         for (const std::string& b : grp.biases) *out.MutableInitializer(b) = SelectLastAxis(*graph.FindInitializer(b), keep);
         for (const ChannelConst& c : grp.consts) {
           *out.MutableInitializer(c.name) = SelectLastAxis(*graph.FindInitializer(c.name), keep);
@@ -418,7 +396,7 @@ class PruneStructuredPass final : public Pass {
     }
     for (size_t i = 0; i < cands.size(); ++i) {
       if (!in_group[i]) {
-        rows[i] = BaseRow(cands[i]);
+        rows[i] = KeptRow(cands[i]);
         rows[i].requested = "keep";
         rows[i].reason = "not in an FFN channel group";
       }

@@ -29,9 +29,9 @@ struct Plan {
 // so FP32 copies exist only for the tensors being worked on.
 struct Result {
   Tensor stored;
-  double rel_mse = 0, max_abs_error = 0;
-  bool output_error_measured = false;
-  double error_before = 0, error_after = 0;
+  WeightChangeError error;  // against the teacher
+  bool before_measured = false;
+  double error_before = 0;  // output error of the weights as they were
   std::string failure;
   double seconds = 0;
 };
@@ -49,23 +49,11 @@ Result Refit(const WeightCandidate& c, const Plan& p, const GptqFactor& factor) 
     res.failure = mask.status().message();
     return res;
   }
-  res.stored = WeightFromRowsNK(c, w);
-  WeightCandidate now_c = c;
-  now_c.tensor = res.stored;
-  const std::vector<float> now = WeightRowsNK(now_c);
-  double sq = 0, ref = 0;
-  for (size_t j = 0; j < now.size(); ++j) {
-    const double d = static_cast<double>(teacher[j]) - now[j];
-    sq += d * d;
-    ref += static_cast<double>(teacher[j]) * teacher[j];
-    res.max_abs_error = std::max(res.max_abs_error, std::fabs(d));
-  }
-  res.rel_mse = ref > 0 ? sq / ref : 0.0;
-  if (p.stat->sample_rows > 0) {
-    const size_t m = static_cast<size_t>(p.stat->sample_rows);
-    res.output_error_measured = true;
-    res.error_before = RelativeOutputError(teacher.data(), before.data(), c.n, c.k, p.stat->sample.data(), m);
-    res.error_after = RelativeOutputError(teacher.data(), now.data(), c.n, c.k, p.stat->sample.data(), m);
+  res.stored = StoreAndMeasure(c, teacher, w, p.stat, &res.error);
+  if (res.error.output_measured) {
+    res.before_measured = true;
+    res.error_before = RelativeOutputError(teacher.data(), before.data(), c.n, c.k, p.stat->sample.data(),
+                                           static_cast<size_t>(p.stat->sample_rows));
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
   return res;
@@ -125,20 +113,16 @@ class ReconstructPass final : public Pass {
           return InvalidInput(ctx.pass_name, ": tensor '", c.name, "': ", results[i].failure);
         }
         Result& res = results[i];
-        if (c.constant_node >= 0) {
-          out.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(res.stored);
-        } else {
-          *out.MutableInitializer(c.name) = std::move(res.stored);
-        }
+        SetWeight(out, c, std::move(res.stored));
         TensorReport& r = p.report;
         r.seconds = res.seconds;
         r.error_measured = true;
-        r.rel_mse = res.rel_mse;
-        r.max_abs_error = res.max_abs_error;
-        if (res.output_error_measured) {
+        r.rel_mse = res.error.rel_mse;
+        r.max_abs_error = res.error.max_abs_error;
+        if (res.before_measured) {
           r.output_error_measured = true;
-          r.output_rel_error = res.error_after;
-          r.reason = StrCat("output error vs teacher ", res.error_before, " -> ", res.error_after);
+          r.output_rel_error = res.error.output_rel_error;
+          r.reason = StrCat("output error vs teacher ", res.error_before, " -> ", r.output_rel_error);
         }
       }
       Status valid = out.Validate();
@@ -165,15 +149,8 @@ class ReconstructPass final : public Pass {
   static Plan MakePlan(const Graph& g, const WeightCandidate& c,
                        const std::unordered_map<std::string, WeightCandidate>& teachers, const PassContext& ctx) {
     Plan p;
+    p.report = KeptRow(c);
     TensorReport& r = p.report;
-    r.name = c.name;
-    r.shape = c.tensor.shape();
-    r.source_dtype = DTypeName(c.tensor.dtype());
-    r.role = c.role;
-    r.params = std::max<int64_t>(c.tensor.numel(), 0);
-    r.bytes_before = r.bytes_after = c.tensor.nbytes();
-    r.bits = static_cast<int>(DTypeSize(c.tensor.dtype()) * 8);
-    r.layout = r.source_dtype;
     r.requested = "reconstruct";
     r.actual = "keep";
     auto m = g.weight_masks.find(c.name);

@@ -3,8 +3,11 @@
 #include "passes/weight_finder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <set>
+
+#include "libcompress/numerics/prune.h"
 
 namespace slim {
 namespace {
@@ -323,6 +326,52 @@ Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vec
     default: break;  // callers only pass float weights
   }
   return t;
+}
+
+TensorReport KeptRow(const WeightCandidate& c) {
+  TensorReport r;
+  r.name = c.name;
+  r.shape = c.tensor.shape();
+  r.source_dtype = DTypeName(c.tensor.dtype());
+  r.role = c.role;
+  r.params = std::max<int64_t>(c.tensor.numel(), 0);
+  r.bytes_before = r.bytes_after = c.tensor.nbytes();
+  r.bits = static_cast<int>(DTypeSize(c.tensor.dtype()) * 8);
+  r.layout = r.source_dtype;
+  r.requested_bits_per_weight = r.bits;
+  r.actual = "keep";
+  return r;
+}
+
+void SetWeight(Graph& g, const WeightCandidate& c, Tensor t) {
+  if (c.constant_node >= 0) {
+    g.nodes[static_cast<size_t>(c.constant_node)].attrs["value"].t = std::move(t);
+  } else {
+    *g.MutableInitializer(c.name) = std::move(t);
+  }
+}
+
+Tensor StoreAndMeasure(const WeightCandidate& c, const std::vector<float>& reference,
+                       const std::vector<float>& w_nk, const ActivationStat* stat, WeightChangeError* error) {
+  Tensor stored = WeightFromRowsNK(c, w_nk);
+  WeightCandidate now_c = c;
+  now_c.tensor = stored;
+  const std::vector<float> now = WeightRowsNK(now_c);
+  double sq = 0, ref = 0;
+  *error = WeightChangeError{};
+  for (size_t j = 0; j < now.size(); ++j) {
+    const double d = static_cast<double>(reference[j]) - now[j];
+    sq += d * d;
+    ref += static_cast<double>(reference[j]) * reference[j];
+    error->max_abs_error = std::max(error->max_abs_error, std::fabs(d));
+  }
+  error->rel_mse = ref > 0 ? sq / ref : 0.0;
+  if (stat && stat->sample_rows > 0) {
+    error->output_measured = true;
+    error->output_rel_error = RelativeOutputError(reference.data(), now.data(), c.n, c.k, stat->sample.data(),
+                                                  static_cast<size_t>(stat->sample_rows));
+  }
+  return stored;
 }
 
 }  // namespace slim

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "libcompress/ir/graph.h"
+#include "libcompress/pipeline/activation_stats.h"
+#include "libcompress/pipeline/pass.h"
 
 namespace slim {
 
@@ -70,5 +72,26 @@ Tensor WeightFromRowsNK(const WeightCandidate& c, const std::vector<float>& w_nk
 // The same for a matrix of a new logical shape [n, k] (structured pruning):
 // stored [k, n] when `kn`, else [n, k], in `dtype` (a float type).
 Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vector<float>& w_nk);
+
+// The report row of a weight left as it is (name, shape, dtype, role,
+// params, bytes, bits of its dtype, actual "keep"); passes fill in the rest.
+TensorReport KeptRow(const WeightCandidate& c);
+
+// Replaces the weight's tensor (initializer or Constant value) in `g`.
+void SetWeight(Graph& g, const WeightCandidate& c, Tensor t);
+
+// Error figures of a rewritten weight against the weight it replaces.
+struct WeightChangeError {
+  double rel_mse = 0;        // sum (w - w')^2 / sum w^2
+  double max_abs_error = 0;  // max |w - w'|
+  bool output_measured = false;
+  double output_rel_error = 0;  // on the calibration sample of its input
+};
+
+// Stores w_nk ([N, K]) as c would be stored and measures what the stored
+// tensor holds (after rounding to its dtype) against `reference` ([N, K]):
+// the weight error, and the output error on `stat`'s sample when given.
+Tensor StoreAndMeasure(const WeightCandidate& c, const std::vector<float>& reference,
+                       const std::vector<float>& w_nk, const ActivationStat* stat, WeightChangeError* error);
 
 }  // namespace slim

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "libcompress/eval/calibration.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/pipeline/pass_manager.h"
 
@@ -28,6 +29,24 @@ inline slim::Model CompileInMemory(const std::string& model_dir, const std::stri
   REQUIRE(report.ok());
   CHECK(report->fallbacks == 0);
   return std::move(model).value();
+}
+
+// Calibration statistics (E[x^2], row sample and E[xx^T]) of `model_dir`
+// over `count` sequences of its calib_tokens.json from `first` on: tests
+// calibrate on sequences they do not score.
+inline slim::ActivationStats CalibrationStats(const std::string& model_dir, size_t first, size_t count) {
+  auto model = slim::LoadModel(model_dir);
+  REQUIRE(model.ok());
+  auto data = slim::ReadTokenDataset(model_dir + "/calib_tokens.json");
+  REQUIRE(data.ok());
+  slim::CalibrationOptions opt;
+  opt.first_sequence = first;
+  opt.max_sequences = count;
+  opt.gram = true;
+  auto st = slim::CollectActivationStats(*model, *data, "calib_tokens.json", opt);
+  INFO(st.status().message());
+  REQUIRE(st.ok());
+  return std::move(st).value();
 }
 
 }  // namespace slim_test

@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,14 @@ class TempDir {
 
   std::filesystem::path path;
 };
+
+// The whole file as bytes ("" when it cannot be read).
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // Deterministic values uniform in [-1, 1).
 inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {

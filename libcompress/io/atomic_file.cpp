@@ -125,12 +125,16 @@ Expected<AtomicFileWriter> AtomicFileWriter::Open(const std::string& path,
                              std::to_string(::getpid()) + ".";
   for (int attempt = 0; attempt < 100; ++attempt) {
     const std::string tmp = prefix + std::to_string(counter.fetch_add(1));
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) {
-      return InvalidInput(path, ": cannot create output (", tmp, "): ", std::strerror(errno));
-    }
+    // Registered before it exists: a signal between creation and
+    // registration would otherwise leave the file behind.
     const int slot = RegisterTemporary(tmp);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      const int err = errno;
+      UnregisterTemporary(slot);
+      if (err == EEXIST) continue;
+      return InvalidInput(path, ": cannot create output (", tmp, "): ", std::strerror(err));
+    }
     std::FILE* f = ::fdopen(fd, "wb");
     if (!f) {
       const int err = errno;

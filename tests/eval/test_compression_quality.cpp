@@ -52,19 +52,7 @@ std::string Int4Recipe(bool symmetric, bool search, const std::string& classifie
 
 // Statistics from calibration sequences 64..79, disjoint from the first 16
 // that the KL is measured on.
-ActivationStats HeldOutStats(const std::string& model_dir) {
-  auto model = LoadModel(model_dir);
-  REQUIRE(model.ok());
-  auto data = ReadTokenDataset(model_dir + "/calib_tokens.json");
-  REQUIRE(data.ok());
-  CalibrationOptions opt;
-  opt.first_sequence = 64;
-  opt.max_sequences = 16;
-  opt.gram = true;
-  auto st = CollectActivationStats(*model, *data, "calib_tokens.json", opt);
-  REQUIRE(st.ok());
-  return std::move(st).value();
-}
+ActivationStats HeldOutStats(const std::string& model_dir) { return slim_test::CalibrationStats(model_dir, 64, 16); }
 
 std::string Int8Recipe(bool search) {
   return std::string(R"({"passes": [{"pass": "quantize_int8", "options": {"search": )") +

@@ -18,19 +18,7 @@ namespace {
 const std::string kModel = SLIMPACK_SOURCE_DIR "/models/kjv-byte";
 
 const ActivationStats& HeldOutStats() {
-  static const ActivationStats stats = [] {
-    auto model = LoadModel(kModel);
-    REQUIRE(model.ok());
-    auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
-    REQUIRE(data.ok());
-    CalibrationOptions opt;
-    opt.first_sequence = 64;
-    opt.max_sequences = 32;
-    opt.gram = true;
-    auto st = CollectActivationStats(*model, *data, "calib_tokens.json", opt);
-    REQUIRE(st.ok());
-    return std::move(st).value();
-  }();
+  static const ActivationStats stats = slim_test::CalibrationStats(kModel, 64, 32);
   return stats;
 }
 

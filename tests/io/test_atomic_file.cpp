@@ -24,12 +24,6 @@ using slim_test::TempDir;
 
 namespace {
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Files in `dir` other than the expected ones (left-over temporaries).
 std::vector<std::string> Entries(const std::filesystem::path& dir) {
@@ -55,7 +49,7 @@ TEST_CASE("outputs that are an input, by any name, are refused", "[io][output]")
     const auto w = AtomicFileWriter::Open(out, {input});
     CHECK_FALSE(w.ok());
   }
-  CHECK(Slurp(input) == "source bytes");
+  CHECK(slim_test::ReadFile(input) == "source bytes");
   CHECK(CheckOutputPath(dir / "other.slim", {input}).ok());
 }
 
@@ -94,7 +88,7 @@ TEST_CASE("a symlinked output replaces its target, not the link", "[io][output]"
   struct stat st{};
   REQUIRE(::lstat((dir / "link.json").c_str(), &st) == 0);
   CHECK(S_ISLNK(st.st_mode));
-  CHECK(Slurp(target) == "new");
+  CHECK(slim_test::ReadFile(target) == "new");
   CHECK(Entries(dir.path) == std::vector<std::string>{"link.json", "real.json"});
 }
 
@@ -146,7 +140,7 @@ TEST_CASE("a failed write names the file and errno and keeps the previous output
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  CHECK(Slurp(out) == "previous output");
+  CHECK(slim_test::ReadFile(out) == "previous output");
   CHECK(Entries(dir.path) == std::vector<std::string>{"model.slim"});
 }
 
@@ -166,7 +160,7 @@ TEST_CASE("ENOSPC on a small file system", "[io][output]") {
     const slim::Status st = WriteFileAtomic(out, std::string(1 << 20, 'x'));
     const bool ok = st.code() == StatusCode::kInvalidInput &&
                     st.message().find(std::strerror(ENOSPC)) != std::string::npos &&
-                    Slurp(out) == "previous output" && Entries(dir.path).size() == 1;
+                    slim_test::ReadFile(out) == "previous output" && Entries(dir.path).size() == 1;
     ::_exit(ok ? 0 : 1);
   }
   int status = 0;
@@ -188,7 +182,7 @@ TEST_CASE("concurrent writers to one output leave one complete file", "[io][outp
     std::thread tb([&] { CHECK(WriteFileAtomic(out, b).ok()); });
     ta.join();
     tb.join();
-    const std::string got = Slurp(out);
+    const std::string got = slim_test::ReadFile(out);
     CHECK((got == a || got == b));
   }
   CHECK(Entries(dir.path) == std::vector<std::string>{"model.slim"});

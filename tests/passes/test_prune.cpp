@@ -14,6 +14,7 @@
 #include "libcompress/numerics/prune.h"
 #include "libcompress/pipeline/pass_manager.h"
 #include "libcompress/pipeline/recipe.h"
+#include "tests/compile_util.h"
 
 namespace slim {
 namespace {
@@ -21,19 +22,7 @@ namespace {
 const std::string kModel = SLIMPACK_SOURCE_DIR "/models/kjv-byte";
 
 const ActivationStats& Stats() {
-  static const ActivationStats stats = [] {
-    auto model = LoadModel(kModel);
-    REQUIRE(model.ok());
-    auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
-    REQUIRE(data.ok());
-    CalibrationOptions opt;
-    opt.first_sequence = 64;
-    opt.max_sequences = 8;
-    opt.gram = true;
-    auto st = CollectActivationStats(*model, *data, "calib_tokens.json", opt);
-    REQUIRE(st.ok());
-    return std::move(st).value();
-  }();
+  static const ActivationStats stats = slim_test::CalibrationStats(kModel, 64, 8);
   return stats;
 }
 

@@ -18,22 +18,11 @@
 using namespace slim_test;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
-
 TEST_CASE("compile refuses to overwrite its input, by any name", "[cli][output]") {
   const TempDir dir("cli_in_out");
   fs::copy(kModels + "kjv-byte", dir.path / "kjv");
   const std::string onnx = dir / "kjv/model.onnx";
-  const std::string before = Slurp(onnx);
+  const std::string before = ReadFile(onnx);
   REQUIRE(::symlink(onnx.c_str(), (dir / "alias.onnx").c_str()) == 0);
   for (const std::string& out : {onnx, dir / "alias.onnx"}) {
     INFO(out);
@@ -49,7 +38,7 @@ TEST_CASE("compile refuses to overwrite its input, by any name", "[cli][output]"
     CHECK(Slimpack("compile " + model_dir + " -o " + out + " --preset int8 --quiet").code == 2);
   }
   const std::string calib = dir / "kjv/calib_tokens.json";
-  const std::string calib_before = Slurp(calib);
+  const std::string calib_before = ReadFile(calib);
   CHECK(Slimpack("compile " + model_dir + " -o " + (dir / "x.slim") + " --preset int8 --quiet --calib " + calib +
                  " --report " + calib)
             .code == 2);
@@ -57,8 +46,8 @@ TEST_CASE("compile refuses to overwrite its input, by any name", "[cli][output]"
   CHECK(Slimpack("compile " + model_dir + " -o " + (dir / "x.slim") + " --report " + (dir / "x.slim") +
                  " --preset int8 --quiet")
             .code == 2);
-  CHECK(Slurp(onnx) == before);
-  CHECK(Slurp(calib) == calib_before);
+  CHECK(ReadFile(onnx) == before);
+  CHECK(ReadFile(calib) == calib_before);
   CHECK_FALSE(fs::exists(dir / "x.slim"));
 }
 
@@ -82,7 +71,7 @@ TEST_CASE("compile refuses device, FIFO and directory outputs and leaves them", 
 TEST_CASE("a config with a hostile layer count is exit 2, not an allocation failure", "[cli][output]") {
   const TempDir dir("cli_hostile_cfg");
   fs::copy(kModels + "kjv-byte", dir.path / "kjv");
-  std::string cfg = Slurp(dir / "kjv/config.json");
+  std::string cfg = ReadFile(dir / "kjv/config.json");
   const auto pos = cfg.find("\"num_hidden_layers\"");
   REQUIRE(pos != std::string::npos);
   const auto end = cfg.find_first_of(",}", pos);
@@ -113,12 +102,13 @@ TEST_CASE("an interrupted compile keeps the previous output and removes its temp
               "int8", "--quiet", static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    // Wait for the temporary to appear, then interrupt.
+    // Wait for this child's temporary to appear, then interrupt.
+    const std::string tmp_prefix = ".model.slim.tmp." + std::to_string(pid) + ".";
     bool saw_tmp = false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (!saw_tmp && std::chrono::steady_clock::now() < deadline) {
       for (const auto& e : fs::directory_iterator(dir.path)) {
-        if (e.path().filename().string().rfind(".model.slim.tmp.", 0) == 0) saw_tmp = true;
+        if (e.path().filename().string().rfind(tmp_prefix, 0) == 0) saw_tmp = true;
       }
       int status = 0;
       if (!saw_tmp && ::waitpid(pid, &status, WNOHANG) == pid) FAIL("compile finished before it was interrupted");
@@ -130,7 +120,7 @@ TEST_CASE("an interrupted compile keeps the previous output and removes its temp
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 128 + sig);
-    CHECK(Slurp(out) == "previous output");
+    CHECK(ReadFile(out) == "previous output");
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename());
     std::sort(names.begin(), names.end());

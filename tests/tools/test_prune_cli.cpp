@@ -8,17 +8,6 @@
 
 using namespace slim_test;
 
-namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
-
 TEST_CASE("compile --preset prune50/prune24 without --calib is exit 2 and writes nothing", "[cli][prune]") {
   const TempDir dir("cli_prune_nocalib");
   for (const char* preset : {"prune50", "prune24", "prune24-int4"}) {
@@ -45,7 +34,7 @@ TEST_CASE("compile --preset prune24-int4: report sparsity, identical bytes at 1 
   REQUIRE(one.code == 0);
   REQUIRE(Slimpack("compile " + model + " -o " + (dir / "b.slim") + " --preset prune24-int4 --threads 2" + calib)
               .code == 0);
-  CHECK(Slurp(dir / "a.slim") == Slurp(dir / "b.slim"));
+  CHECK(ReadFile(dir / "a.slim") == ReadFile(dir / "b.slim"));
   std::ifstream in(dir / "a.json");
   const nlohmann::json j = nlohmann::json::parse(in);
   size_t sparse = 0;
