@@ -1,9 +1,11 @@
 // slimpack inspect MODEL: what a model is and what it costs to run.
 #include <cstdio>
+#include <map>
 
 #include "libcompress/io/model_loader.h"
 #include "libcompress/ir/shape_inference.h"
 #include "libcompress/metrics/model_stats.h"
+#include "libcompress/kernels/quant.h"
 #include "tools/cli.h"
 
 namespace slim::cli {
@@ -19,6 +21,53 @@ nlohmann::json ValueInfoJson(const ValueInfo& v) {
   nlohmann::json j{{"name", v.name}, {"dtype", DTypeName(v.dtype)}};
   j["shape"] = v.shape ? ShapeToString(*v.shape) : "unknown";
   return j;
+}
+
+// Zeros among the matrix weights (2-D float tensors and packed MatMulQ /
+// GatherQ weights, dequantized): what pruning left, whether or not a mask
+// was kept. Reads every weight once.
+struct SparsitySummary {
+  uint64_t weights = 0, zeros = 0;
+  uint64_t tensors = 0, sparse_tensors = 0;  // sparse: at least 10% zeros
+  uint64_t sparse_layout_tensors = 0;        // in a 2:4 packed layout
+};
+
+SparsitySummary ComputeSparsity(const Graph& g) {
+  std::map<std::string, std::string> layout_of;
+  for (const Node& n : g.nodes) {
+    if (n.domain == "slimpack" && (n.op_type == "MatMulQ" || n.op_type == "GatherQ")) {
+      const std::string& w = n.op_type == "MatMulQ" ? n.Input(1) : n.Input(0);
+      layout_of[w] = n.GetString("layout", "");
+    }
+  }
+  SparsitySummary s;
+  for (const std::string& name : g.initializer_names()) {
+    const Tensor& t = *g.FindInitializer(name);
+    if (t.rank() != 2 || t.numel() < 2) continue;
+    std::vector<float> values;
+    if (IsFloat(t.dtype())) {
+      values = t.ToFloatVector();
+    } else if (layout_of.count(name)) {
+      auto layout = ParseQuantLayout(layout_of[name]);
+      if (!layout.ok()) continue;
+      if (layout->kind == QuantLayoutKind::kQ4S24Row) ++s.sparse_layout_tensors;
+      values.resize(static_cast<size_t>(t.numel()));
+      if (!DequantizePacked(t.data<uint8_t>(), t.nbytes(), *layout, static_cast<size_t>(t.dim(0)),
+                            static_cast<size_t>(t.dim(1)), values.data())
+               .ok()) {
+        continue;
+      }
+    } else {
+      continue;
+    }
+    uint64_t zeros = 0;
+    for (float v : values) zeros += v == 0.0f;
+    ++s.tensors;
+    s.weights += values.size();
+    s.zeros += zeros;
+    if (zeros * 10 >= values.size()) ++s.sparse_tensors;
+  }
+  return s;
 }
 
 int RunInspect(const InspectOptions& opt) {
@@ -62,6 +111,11 @@ int RunInspect(const InspectOptions& opt) {
                     {"kv_dtype", DTypeName(dec->kv_dtype)}};
   }
   if (model->byte_vocab) j["vocab"] = {{"kind", "bytes"}, {"first_id", model->byte_vocab->first_id}};
+  const SparsitySummary sp = ComputeSparsity(g);
+  const double zero_fraction = sp.weights ? static_cast<double>(sp.zeros) / static_cast<double>(sp.weights) : 0.0;
+  j["sparsity"] = {{"matrix_tensors", sp.tensors}, {"matrix_weights", sp.weights}, {"zeros", sp.zeros},
+                   {"zero_fraction", zero_fraction}, {"tensors_at_least_10pct_zero", sp.sparse_tensors},
+                   {"sparse_layout_tensors", sp.sparse_layout_tensors}};
 
   if (HumanOutput(opt.json)) {
     std::printf("model        %s (%s, opset %lld)\n", model->path.c_str(), model->format.c_str(),
@@ -89,6 +143,10 @@ int RunInspect(const InspectOptions& opt) {
                   HumanBytes(static_cast<double>(d.bytes)).c_str());
     }
     std::printf("weights      %s\n", HumanBytes(static_cast<double>(s.weight_bytes)).c_str());
+    std::printf("sparsity     %.1f%% of %s matrix weights are zero; %llu of %llu matrices at least 10%% zero, %llu in "
+                "a 2:4 layout\n",
+                100.0 * zero_fraction, WithCommas(sp.weights).c_str(), static_cast<unsigned long long>(sp.sparse_tensors),
+                static_cast<unsigned long long>(sp.tensors), static_cast<unsigned long long>(sp.sparse_layout_tensors));
     if (dec) {
       std::printf("decoder      %lld layers, %lld heads, %lld kv heads, head_dim %lld, vocab %lld, KV cache %s\n",
                   static_cast<long long>(dec->num_layers), static_cast<long long>(dec->num_heads),

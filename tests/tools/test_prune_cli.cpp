@@ -47,4 +47,9 @@ TEST_CASE("compile --preset prune24-int4: report sparsity, identical bytes at 1 
     }
   }
   CHECK(sparse == 56);  // 28 linear weights in the prune and in the int4 pass
+  // inspect reads the packed file back: the 2:4 layout and the zeros.
+  const nlohmann::json info = SlimpackJson("inspect " + (dir / "a.slim"));
+  CHECK(info["sparsity"]["sparse_layout_tensors"] == 28);
+  CHECK(info["sparsity"]["zero_fraction"].get<double>() >= 0.45);
+  CHECK(info["sparsity"]["zero_fraction"].get<double>() <= 0.5);
 }
