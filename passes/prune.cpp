@@ -44,15 +44,6 @@ struct Result {
   double seconds = 0;
 };
 
-const ActivationStat* InputStat(const WeightCandidate& c, const PassContext& ctx) {
-  if (!ctx.activations) return nullptr;
-  for (const std::string& v : c.activations) {
-    const ActivationStat* st = ctx.activations->Find(v);
-    if (st && static_cast<size_t>(st->dim) == c.k) return st;
-  }
-  return nullptr;
-}
-
 std::string RoleOption(const std::string& role) {
   if (role == "linear") return "linear";
   if (role == "embedding") return "embeddings";
@@ -93,7 +84,7 @@ Plan MakePlan(const WeightCandidate& c, const PassContext& ctx) {
     keep(c.problem, true);
     return p;
   }
-  p.stat = InputStat(c, ctx);
+  p.stat = InputStats(c, ctx.activations);
   if (p.method != "magnitude" && (!p.stat || (p.method == "sparsegpt" && p.stat->gram.empty()))) {
     // Only Gather tables lack input statistics when calibration ran.
     r.fallback = true;

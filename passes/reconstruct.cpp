@@ -175,14 +175,8 @@ class ReconstructPass final : public Pass {
     if (t == teachers.end() || t->second.tensor.shape() != c.tensor.shape() || t->second.n != c.n) {
       return fallback("the teacher graph has no weight of this name and shape");
     }
-    for (const std::string& v : c.activations) {
-      const ActivationStat* st = ctx.activations ? ctx.activations->Find(v) : nullptr;
-      if (st && static_cast<size_t>(st->dim) == c.k && !st->gram.empty()) {
-        p.stat = st;
-        break;
-      }
-    }
-    if (!p.stat) return fallback("no calibration Hessian of its input");
+    p.stat = InputStats(c, ctx.activations);
+    if (!p.stat || p.stat->gram.empty()) return fallback("no calibration Hessian of its input");
     p.teacher = &t->second;
     p.refit = true;
     r.actual = "reconstruct";

@@ -328,6 +328,15 @@ Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vec
   return t;
 }
 
+const ActivationStat* InputStats(const WeightCandidate& c, const ActivationStats* stats) {
+  if (!stats) return nullptr;
+  for (const std::string& v : c.activations) {
+    const ActivationStat* st = stats->Find(v);
+    if (st && static_cast<size_t>(st->dim) == c.k) return st;
+  }
+  return nullptr;
+}
+
 TensorReport KeptRow(const WeightCandidate& c) {
   TensorReport r;
   r.name = c.name;

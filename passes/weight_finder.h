@@ -73,6 +73,10 @@ Tensor WeightFromRowsNK(const WeightCandidate& c, const std::vector<float>& w_nk
 // stored [k, n] when `kn`, else [n, k], in `dtype` (a float type).
 Tensor WeightFromRowsNK(DType dtype, bool kn, size_t n, size_t k, const std::vector<float>& w_nk);
 
+// Calibration statistics of the input the weight multiplies (the first of
+// its MatMul/Gemm A inputs whose width is K), or nullptr.
+const ActivationStat* InputStats(const WeightCandidate& c, const ActivationStats* stats);
+
 // The report row of a weight left as it is (name, shape, dtype, role,
 // params, bytes, bits of its dtype, actual "keep"); passes fill in the rest.
 TensorReport KeptRow(const WeightCandidate& c);

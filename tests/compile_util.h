@@ -7,6 +7,7 @@
 #include <string>
 
 #include "libcompress/eval/calibration.h"
+#include "libcompress/eval/verify.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/pipeline/pass_manager.h"
 
@@ -29,6 +30,24 @@ inline slim::Model CompileInMemory(const std::string& model_dir, const std::stri
   REQUIRE(report.ok());
   CHECK(report->fallbacks == 0);
   return std::move(model).value();
+}
+
+// `model` against the source at `model_dir` as verify compares them, on the
+// first `sequences` of its calib_tokens.json.
+inline slim::AccuracyResult CompareWithSource(const std::string& model_dir, const slim::Model& model,
+                                              size_t sequences) {
+  auto reference = slim::LoadModel(model_dir);
+  REQUIRE(reference.ok());
+  auto data = slim::ReadTokenDataset(model_dir + "/calib_tokens.json");
+  REQUIRE(data.ok());
+  auto ref = slim::DecoderSession::Create(*reference);
+  auto test = slim::DecoderSession::Create(model);
+  REQUIRE(ref.ok());
+  INFO(test.status().message());
+  REQUIRE(test.ok());
+  auto acc = slim::CompareDecoders(**ref, **test, *data, sequences);
+  REQUIRE(acc.ok());
+  return *acc;
 }
 
 // Calibration statistics (E[x^2], row sample and E[xx^T]) of `model_dir`

@@ -29,18 +29,7 @@ const std::string kModels = SLIMPACK_SOURCE_DIR "/models/";
 constexpr size_t kSequences = 16;
 
 double MeanKl(const std::string& model_dir, const Model& quantized) {
-  auto reference = LoadModel(model_dir);
-  REQUIRE(reference.ok());
-  auto data = ReadTokenDataset(model_dir + "/calib_tokens.json");
-  REQUIRE(data.ok());
-  auto ref = DecoderSession::Create(*reference);
-  auto test = DecoderSession::Create(quantized);
-  REQUIRE(ref.ok());
-  INFO(test.status().message());
-  REQUIRE(test.ok());
-  auto acc = CompareDecoders(**ref, **test, *data, kSequences);
-  REQUIRE(acc.ok());
-  return acc->kl_mean;
+  return slim_test::CompareWithSource(model_dir, quantized, kSequences).kl_mean;
 }
 
 std::string Int4Recipe(bool symmetric, bool search, const std::string& classifier, bool gptq = false) {

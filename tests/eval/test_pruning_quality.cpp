@@ -22,19 +22,7 @@ const ActivationStats& HeldOutStats() {
   return stats;
 }
 
-AccuracyResult Compare(const Model& pruned) {
-  auto reference = LoadModel(kModel);
-  REQUIRE(reference.ok());
-  auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
-  REQUIRE(data.ok());
-  auto ref = DecoderSession::Create(*reference);
-  auto test = DecoderSession::Create(pruned);
-  REQUIRE(ref.ok());
-  REQUIRE(test.ok());
-  auto acc = CompareDecoders(**ref, **test, *data, 16);
-  REQUIRE(acc.ok());
-  return *acc;
-}
+AccuracyResult Compare(const Model& pruned) { return slim_test::CompareWithSource(kModel, pruned, 16); }
 
 double NllIncrease(const std::string& prune_options) {
   const std::string recipe = R"({"passes": [{"pass": "prune", "options": )" + prune_options + "}]}";
