@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "libcompress/numerics/prune.h"
+#include "passes/conv_channels.h"
 #include "passes/weight_finder.h"
 
 namespace slim {
@@ -176,7 +177,8 @@ class PruneStructuredPass final : public Pass {
   const PassInfo& info() const override {
     static const PassInfo kInfo{
         "prune_structured",
-        "remove whole FFN neurons (rows of gate/up, columns of down): a smaller dense model",
+        "remove whole FFN neurons (rows of gate/up, columns of down) and Conv output channels: a smaller "
+        "dense model",
         {
             FloatOption("ffn_ratio", 0.25, 0.0, 0.95, "fraction of each FFN's neurons removed"),
             EnumOption("scope", "layer", {"layer", "global"},
@@ -188,6 +190,9 @@ class PruneStructuredPass final : public Pass {
                        "refit the consumer (down projection) on the kept neurons by ridge least squares when "
                        "calibration data is given"),
             FloatOption("damp", 0.01, 1e-6, 10.0, "ridge term of the refit, relative to the mean Hessian diagonal"),
+            FloatOption("conv_ratio", 0.25, 0.0, 0.95,
+                        "fraction of each Conv's output channels removed (CNN graphs; channels meeting in an "
+                        "Add/Concat are left alone)"),
         }};
     return kInfo;
   }
@@ -345,20 +350,9 @@ class PruneStructuredPass final : public Pass {
         if (st && st->sample_rows > 0) {
           // Output error of the consumer on the sample, with the removed
           // channels' inputs gone: W x vs W' x_S.
-          const size_t m = static_cast<size_t>(st->sample_rows);
-          double num = 0, den = 0;
-          for (size_t i = 0; i < m; ++i) {
-            const float* x = &st->sample[i * I];
-            for (size_t row = 0; row < d.n; ++row) {
-              double y = 0, y2 = 0;
-              for (size_t e = 0; e < I; ++e) y += static_cast<double>(w[row * I + e]) * x[e];
-              for (size_t j = 0; j < I2; ++j) y2 += static_cast<double>(kept[row * I2 + j]) * x[keep[j]];
-              num += (y - y2) * (y - y2);
-              den += y * y;
-            }
-          }
           r.output_error_measured = true;
-          r.output_rel_error = den > 0 ? num / den : 0.0;
+          r.output_rel_error = KeptInputsOutputError(w.data(), d.n, I, kept.data(), keep, st->sample.data(),
+                                                     static_cast<size_t>(st->sample_rows));
         }
         Tensor t = WeightFromRowsNK(d.tensor.dtype(), d.kn, d.n, I2, kept);
         r.bytes_after = t.nbytes();
@@ -400,9 +394,26 @@ class PruneStructuredPass final : public Pass {
         rows[i].requested = "keep";
         rows[i].reason = "not in an FFN channel group";
       }
-      before += rows[i].bytes_before;
-      after += rows[i].bytes_after;
       report.tensors.push_back(std::move(rows[i]));
+    }
+    const double conv_ratio = ctx.options.GetFloat("conv_ratio");
+    if (conv_ratio > 0 && std::any_of(graph.nodes.begin(), graph.nodes.end(),
+                                      [](const Node& n) { return n.op_type == "Conv"; })) {
+      ConvPruneOptions copt;
+      copt.ratio = conv_ratio;
+      copt.multiple = multiple;
+      copt.reconstruct = ctx.options.GetBool("reconstruct");
+      copt.damp = ctx.options.GetFloat("damp");
+      copt.protect = protect_src;
+      SLIM_RETURN_IF_ERROR(PruneConvChannels(graph, ctx, copt, &report));
+      if (!ctx.dry_run) {
+        Status valid = graph.Validate();
+        if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
+      }
+    }
+    for (const TensorReport& r : report.tensors) {
+      before += r.bytes_before;
+      after += r.bytes_after;
     }
     report.counters["ffn_groups"] = static_cast<int64_t>(groups.size());
     report.counters["neurons_removed"] = removed;

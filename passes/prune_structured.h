@@ -1,4 +1,4 @@
-// prune_structured: removes whole FFN neurons, so the model becomes a
+// prune_structured: removes whole FFN neurons and Conv channels, so the model becomes a
 // smaller dense one (every later pass, file and kernel sees the new shapes).
 //
 //   before:  a = act(h W_gate^T) * (h W_up^T)      W_gate, W_up: [I, H]
@@ -19,7 +19,8 @@
 // Importance of channel j: E[a_j^2] * ||W_down[:, j]||^2 (its expected squared
 // contribution to the output) with calibration data, else the product of
 // the squared norms of the weights that produce and read it (logged).
-// Attention heads, KV groups and Conv channels are not handled yet.
+// Conv output channels (option conv_ratio): passes/conv_channels.h.
+// Attention heads and KV groups are not handled yet.
 #pragma once
 
 #include <memory>

@@ -59,6 +59,20 @@ Expected<std::string> SourceHash(const std::string& path) {
   return h.HexDigest();
 }
 
+// Hash of calibration feeds: every set's tensors (name, dtype, shape,
+// bytes) in order, so the report records exactly what was run.
+std::string FeedsSha256(const std::vector<Feeds>& feeds) {
+  Sha256 h;
+  for (const Feeds& f : feeds) {
+    for (const auto& [name, t] : f) {
+      const std::string head = StrCat(name, ":", DTypeName(t.dtype()), ShapeToString(t.shape()), ";");
+      h.Update(head.data(), head.size());
+      h.Update(t.raw(), t.nbytes());
+    }
+  }
+  return h.HexDigest();
+}
+
 double PeakRssMiB() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
@@ -94,8 +108,11 @@ int RunCompile(const CompileOptions& opt) {
   }
   auto target = FindTarget(opt.target);
   if (!target.ok()) return ReportError(target.status());
+  // --calib: token sequences (JSON) for a language model, or a directory of
+  // ONNX test data sets for any other graph (read once the graph is known).
   std::optional<TokenDataset> calib;
-  if (!opt.calib.empty()) {
+  const bool calib_sets = !opt.calib.empty() && IsDirectory(opt.calib);
+  if (!opt.calib.empty() && !calib_sets) {
     auto data = ReadTokenDataset(opt.calib);
     if (!data.ok()) return ReportError(data.status());
     if (opt.calib_skip >= data->sequences.size()) {
@@ -125,12 +142,13 @@ int RunCompile(const CompileOptions& opt) {
   };
   auto manager = PassManager::Create(recipe, popt);
   if (!manager.ok()) return ReportError(manager.status());
-  if (manager->NeedsHessians() && !calib && !opt.dry_run) {
+  const bool have_calib = calib || calib_sets;
+  if (manager->NeedsHessians() && !have_calib && !opt.dry_run) {
     return ReportError(InvalidInput(
         "the recipe asks for GPTQ or SparseGPT, and each needs calibration data: add --calib DATA "
         "(or use prune method magnitude / quantization without gptq)"));
   }
-  if (manager->NeedsActivations() && !calib && !opt.dry_run) {
+  if (manager->NeedsActivations() && !have_calib && !opt.dry_run) {
     return ReportError(InvalidInput("the recipe asks for Wanda pruning, which needs calibration data: add --calib DATA "
                                     "(or use prune method magnitude)"));
   }
@@ -151,7 +169,30 @@ int RunCompile(const CompileOptions& opt) {
   // Calibration statistics come from the source model, before any pass.
   std::optional<ActivationStats> activations;
   double calib_seconds = 0;
-  if (calib && opt.dry_run) log("compile: dry run: calibration skipped (the plan does not depend on it)");
+  std::string calib_sha256 = calib ? calib->sha256 : "";
+  if (have_calib && opt.dry_run) log("compile: dry run: calibration skipped (the plan does not depend on it)");
+  if (calib_sets && !opt.dry_run) {
+    const auto tc = Clock::now();
+    auto feeds = ReadTestDataSets(opt.calib, model->graph);
+    if (!feeds.ok()) return ReportError(feeds.status());
+    if (opt.calib_skip >= feeds->size()) {
+      return ReportError(InvalidInput(opt.calib, ": has ", feeds->size(), " test data sets; --calib-skip ",
+                                      opt.calib_skip, " leaves none"));
+    }
+    calib_sha256 = FeedsSha256(*feeds);
+    CalibrationOptions copt;
+    copt.first_sequence = opt.calib_skip;
+    copt.max_sequences = opt.calib_sequences;
+    copt.max_sample_rows = opt.calib_sample_rows;
+    copt.gram = manager->WantsHessians();
+    copt.runtime.threads = opt.threads;
+    auto stats = CollectActivationStats(*model, *feeds, opt.calib, copt);
+    if (!stats.ok()) return ReportError(stats.status());
+    activations = std::move(*stats);
+    calib_seconds = std::chrono::duration<double>(Clock::now() - tc).count();
+    log(StrCat("compile: calibration on ", activations->source, ": ", activations->values.size(), " matmul inputs, ",
+               activations->conv_inputs.size(), " Conv inputs"));
+  }
   if (calib && !opt.dry_run) {
     const auto tc = Clock::now();
     CalibrationOptions copt;
@@ -185,8 +226,8 @@ int RunCompile(const CompileOptions& opt) {
                             {"source_model", opt.model}, {"source_sha256", *source_hash},
                             {"recipe", nlohmann::json::parse(RecipeToJson(manager->recipe()))},
                             {"target", target->name}};
-  if (calib) {
-    provenance["calib_sha256"] = calib->sha256;
+  if (have_calib) {
+    provenance["calib_sha256"] = calib_sha256;
     if (activations) provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", activations->sequences}};
   }
 
@@ -258,8 +299,10 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--preset", opt->preset, "Built-in recipe (default int4 when no --recipe)");
   sub->add_option("--recipe", opt->recipe, "Recipe JSON (wins over --preset where they overlap)");
   sub->add_option("--calib", opt->calib,
-                  "Calibration token dataset: activation statistics weight the scale search and the\n"
-                  "report gains each tensor's output error (its hash is recorded)");
+                  "Calibration data: a token dataset (JSON) for a language model, or a directory of ONNX\n"
+                  "test data sets (test_data_set_N/input_M.pb) for any other graph. Activation statistics\n"
+                  "weight the scale search, drive pruning and refits, and give each tensor's output error\n"
+                  "in the report (the data's hash is recorded)");
   sub->add_option("--calib-skip", opt->calib_skip, "Skip the first N calibration sequences (hold them out)")
       ->capture_default_str();
   sub->add_option("--calib-sequences", opt->calib_sequences, "Use at most N calibration sequences (0 = all)")

@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 
+#include "libcompress/runtime/conv_window.h"
 #include "libcompress/runtime/decoder_session.h"
 
 namespace slim {
@@ -43,11 +44,185 @@ std::vector<std::string> WeightInputValues(const Graph& graph) {
 
 namespace {
 
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Adds x x^T of the rows of `x` ([rows, k], row-major) to the lower triangle
+// of the column-major k x k `gram` (a symmetric rank update costs half a
+// product); Finish() fills the upper triangle. FP32 like the factorisations
+// that read it.
+void AddGram(const float* x, size_t rows, size_t k, std::vector<float>* gram) {
+  if (gram->empty()) gram->assign(k * k, 0.0f);
+  Eigen::Map<const MatF> xm(x, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k));
+  Eigen::Map<Eigen::MatrixXf> gm(gram->data(), static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(k));
+  gm.selfadjointView<Eigen::Lower>().rankUpdate(xm.transpose());
+}
+
 // Accumulates one value's statistics; rows are numbered over the whole run so
 // the sample (every `stride`-th row) does not depend on sequence boundaries.
 struct Accumulator {
   ActivationStat stat;
   size_t next_row = 0;
+  size_t stride = 0;  // 0: no sample
+
+  // Adds `rows` rows of width k (row-major).
+  void Add(const float* p, size_t rows, size_t kk, bool gram, size_t max_sample_rows) {
+    for (size_t r = 0; r < rows; ++r, ++next_row) {
+      const float* row = p + r * kk;
+      for (size_t i = 0; i < kk; ++i) stat.mean_sq[i] += static_cast<double>(row[i]) * row[i];
+      if (stride > 0 && next_row % stride == 0 && static_cast<size_t>(stat.sample_rows) < max_sample_rows) {
+        stat.sample.insert(stat.sample.end(), row, row + kk);
+        ++stat.sample_rows;
+      }
+    }
+    stat.rows += static_cast<int64_t>(rows);
+    if (gram) AddGram(p, rows, kk, &stat.gram);
+  }
+
+  ActivationStat Finish() {
+    const double rows = static_cast<double>(std::max<int64_t>(stat.rows, 1));
+    for (double& m : stat.mean_sq) m /= rows;
+    if (!stat.gram.empty()) {
+      // Column-major lower triangle (i >= j) -> both triangles.
+      const size_t k = static_cast<size_t>(stat.dim);
+      for (size_t j = 0; j < k; ++j) {
+        for (size_t i = j; i < k; ++i) {
+          const float v = static_cast<float>(stat.gram[j * k + i] / rows);
+          stat.gram[j * k + i] = v;
+          stat.gram[i * k + j] = v;
+        }
+      }
+    }
+    return std::move(stat);
+  }
+};
+
+// A Conv whose weight is a constant: its input's im2col columns are what
+// channel pruning of its input refits against.
+struct ConvReader {
+  const Node* node = nullptr;
+  std::string weight;
+  std::vector<int64_t> kernel;
+  int64_t group = 1;
+};
+
+// Watches the A input of every weight matmul (statistics of the last axis)
+// and the input of every constant-weight Conv (statistics of its im2col
+// patches), for whatever drives the runs: token sequences or feeds.
+class Collector {
+ public:
+  Collector(const Graph& graph, const CalibrationOptions& options, size_t runs)
+      : options_(options), runs_(runs) {
+    for (const std::string& v : WeightInputValues(graph)) {
+      matmul_values_.insert(v);
+      observer_.values.push_back(v);
+    }
+    for (const Node& n : graph.nodes) {
+      if (!(n.domain.empty() || n.domain == "ai.onnx") || n.op_type != "Conv" || n.inputs.size() < 2) continue;
+      const Tensor* w = graph.FindInitializer(n.Input(1));
+      if (!w || !IsFloat(w->dtype()) || w->rank() < 3) continue;
+      ConvReader c;
+      c.node = &n;
+      c.weight = n.Input(1);
+      c.kernel.assign(w->shape().begin() + 2, w->shape().end());
+      c.group = n.GetInt("group", 1);
+      std::vector<ConvReader>& list = conv_readers_[n.Input(0)];
+      if (list.empty() && !matmul_values_.count(n.Input(0))) observer_.values.push_back(n.Input(0));
+      list.push_back(std::move(c));
+    }
+    observer_.on_value = [this](const std::string& name, const Tensor& v) { return Observe(name, v); };
+  }
+
+  bool empty() const { return observer_.values.empty(); }
+  const ValueObserver* observer() const { return &observer_; }
+  void set_run_rows(size_t rows) { run_rows_ = rows; }
+
+  void Finish(ActivationStats* stats) {
+    for (auto& [name, a] : matmul_) stats->values[name] = a.Finish();
+    for (auto& [name, a] : conv_) stats->conv_inputs[name] = a.Finish();
+  }
+
+ private:
+  Status Observe(const std::string& name, const Tensor& v) {
+    const std::vector<float> x = v.dtype() == DType::kFloat32 ? std::vector<float>() : v.ToFloatVector();
+    const float* p = v.dtype() == DType::kFloat32 ? v.data<float>() : x.data();
+    if (matmul_values_.count(name)) {
+      SLIM_CHECK_INPUT(v.rank() >= 1 && v.dim(v.rank() - 1) > 0, "value '", name, "' has shape ",
+                       ShapeToString(v.shape()), "; a matmul input needs a last dimension");
+      const int64_t k = v.dim(v.rank() - 1);
+      Accumulator& a = matmul_[name];
+      if (a.stat.dim == 0) {
+        a.stat.dim = k;
+        a.stat.mean_sq.assign(static_cast<size_t>(k), 0.0);
+        // Token runs: rows are known in advance; feeds: estimated from the first run.
+        const size_t total = run_rows_ > 0 ? run_rows_ : static_cast<size_t>(v.numel() / k) * runs_;
+        a.stride = StrideFor(total);
+      }
+      SLIM_CHECK_INPUT(a.stat.dim == k, "value '", name, "' has last dimension ", k, ", earlier ", a.stat.dim);
+      a.Add(p, static_cast<size_t>(v.numel() / k), static_cast<size_t>(k), options_.gram, options_.max_sample_rows);
+    }
+    auto readers = conv_readers_.find(name);
+    if (readers == conv_readers_.end()) return Status::Ok();
+    for (const ConvReader& c : readers->second) SLIM_RETURN_IF_ERROR(ObserveConv(c, v, p));
+    return Status::Ok();
+  }
+
+  // Patch statistics of one Conv reading `v` [N, C, spatial...]: dim C * K
+  // (K kernel offsets), index c * K + k, one row per (image, output
+  // position); the Gram matrix only for group == 1, where one patch is the
+  // whole input of each output.
+  Status ObserveConv(const ConvReader& c, const Tensor& v, const float* p) {
+    const Node& n = *c.node;
+    SLIM_CHECK_INPUT(static_cast<size_t>(v.rank()) == c.kernel.size() + 2 && v.dim(1) % c.group == 0, n.Describe(),
+                     ": input ", ShapeToString(v.shape()), " does not fit its weight '", c.weight, "'");
+    const std::vector<int64_t> spatial(v.shape().begin() + 2, v.shape().end());
+    SLIM_ASSIGN_OR_RETURN(Window w, ComputeWindow(n, spatial, c.kernel, false));
+    const size_t channels = static_cast<size_t>(v.dim(1)), cg = channels / static_cast<size_t>(c.group);
+    const size_t kernel = static_cast<size_t>(ShapeNumel(c.kernel));
+    const size_t positions = static_cast<size_t>(ShapeNumel(w.out)), in_size = static_cast<size_t>(ShapeNumel(spatial));
+    const size_t dim = channels * kernel, gdim = cg * kernel;
+    Accumulator& a = conv_[c.weight];
+    if (a.stat.dim == 0) {
+      a.stat.dim = static_cast<int64_t>(dim);
+      a.stat.mean_sq.assign(dim, 0.0);
+      a.stride = c.group == 1 ? StrideFor(static_cast<size_t>(v.dim(0)) * positions * runs_) : 0;
+    }
+    SLIM_CHECK_INPUT(a.stat.dim == static_cast<int64_t>(dim), n.Describe(), ": input has ", channels,
+                     " channels, earlier ", a.stat.dim / static_cast<int64_t>(kernel));
+    std::vector<float> col(gdim * positions), rows(positions * gdim);
+    for (int64_t img = 0; img < v.dim(0); ++img) {
+      for (int64_t g = 0; g < c.group; ++g) {
+        Im2Col(p + (img * channels + static_cast<size_t>(g) * cg) * in_size,
+               static_cast<int64_t>(cg), w, col.data());
+        if (c.group == 1) {
+          // Rows are patches: [positions, dim].
+          for (size_t r = 0; r < gdim; ++r) {
+            for (size_t q = 0; q < positions; ++q) rows[q * gdim + r] = col[r * positions + q];
+          }
+          a.Add(rows.data(), positions, gdim, options_.gram, options_.max_sample_rows);
+          continue;
+        }
+        double* m = a.stat.mean_sq.data() + static_cast<size_t>(g) * gdim;
+        for (size_t r = 0; r < gdim; ++r) {
+          for (size_t q = 0; q < positions; ++q) m[r] += static_cast<double>(col[r * positions + q]) * col[r * positions + q];
+        }
+      }
+      if (c.group != 1) a.stat.rows += static_cast<int64_t>(positions);
+    }
+    return Status::Ok();
+  }
+
+  size_t StrideFor(size_t total_rows) const {
+    if (options_.max_sample_rows == 0) return 0;
+    return std::max<size_t>(1, (total_rows + options_.max_sample_rows - 1) / options_.max_sample_rows);
+  }
+
+  const CalibrationOptions& options_;
+  const size_t runs_;
+  size_t run_rows_ = 0;
+  std::set<std::string> matmul_values_;
+  std::map<std::string, std::vector<ConvReader>> conv_readers_;
+  ValueObserver observer_;
+  std::map<std::string, Accumulator> matmul_, conv_;
 };
 
 }  // namespace
@@ -70,53 +245,14 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
   }
   size_t total_rows = 0;
   for (size_t s = options.first_sequence; s < end; ++s) total_rows += data.sequences[s].size();
-  const size_t stride =
-      options.max_sample_rows == 0 ? 0 : std::max<size_t>(1, (total_rows + options.max_sample_rows - 1) / options.max_sample_rows);
 
   ActivationStats stats;
   stats.source = StrCat(data_path, " sequences ", options.first_sequence, "..", end - 1);
-  std::map<std::string, Accumulator> acc;
-  ValueObserver observer;
-  observer.values = WeightInputValues(model.graph);
-  SLIM_CHECK_INPUT(!observer.values.empty(), model.path, ": no matmul reads a weight; nothing to calibrate");
-  observer.on_value = [&](const std::string& name, const Tensor& v) -> Status {
-    SLIM_CHECK_INPUT(v.rank() >= 1 && v.dim(v.rank() - 1) > 0, "value '", name, "' has shape ",
-                     ShapeToString(v.shape()), "; a matmul input needs a last dimension");
-    const int64_t k = v.dim(v.rank() - 1);
-    Accumulator& a = acc[name];
-    if (a.stat.dim == 0) {
-      a.stat.dim = k;
-      a.stat.mean_sq.assign(static_cast<size_t>(k), 0.0);
-    }
-    SLIM_CHECK_INPUT(a.stat.dim == k, "value '", name, "' has last dimension ", k, ", earlier ", a.stat.dim);
-    const std::vector<float> x = v.dtype() == DType::kFloat32 ? std::vector<float>() : v.ToFloatVector();
-    const float* p = v.dtype() == DType::kFloat32 ? v.data<float>() : x.data();
-    const size_t rows = static_cast<size_t>(v.numel() / k), kk = static_cast<size_t>(k);
-    for (size_t r = 0; r < rows; ++r, ++a.next_row) {
-      const float* row = p + r * kk;
-      for (size_t i = 0; i < kk; ++i) a.stat.mean_sq[i] += static_cast<double>(row[i]) * row[i];
-      if (stride > 0 && a.next_row % stride == 0 &&
-          static_cast<size_t>(a.stat.sample_rows) < options.max_sample_rows) {
-        a.stat.sample.insert(a.stat.sample.end(), row, row + kk);
-        ++a.stat.sample_rows;
-      }
-    }
-    a.stat.rows += static_cast<int64_t>(rows);
-    if (options.gram) {
-      using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-      if (a.stat.gram.empty()) a.stat.gram.assign(kk * kk, 0.0f);
-      Eigen::Map<const MatF> xm(p, static_cast<Eigen::Index>(rows), k);
-      // The lower triangle of X^T X, summed over sequences in place (a
-      // symmetric rank update costs half a product); the upper triangle is
-      // filled in at the end. FP32 like the factorisation that reads it.
-      Eigen::Map<Eigen::MatrixXf> gm(a.stat.gram.data(), k, k);
-      gm.selfadjointView<Eigen::Lower>().rankUpdate(xm.transpose());
-    }
-    return Status::Ok();
-  };
-
+  Collector collector(model.graph, options, end - options.first_sequence);
+  collector.set_run_rows(total_rows);
+  SLIM_CHECK_INPUT(!collector.empty(), model.path, ": no matmul reads a weight; nothing to calibrate");
   SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model, options.runtime));
-  session->SetObserver(&observer);
+  session->SetObserver(collector.observer());
   for (size_t s = options.first_sequence; s < end; ++s) {
     session->Reset();
     auto logits = session->Append(data.sequences[s]);
@@ -125,22 +261,32 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
     ++stats.sequences;
     if (progress) progress(s + 1 - options.first_sequence, end - options.first_sequence);
   }
-  for (auto& [name, a] : acc) {
-    const double rows = static_cast<double>(std::max<int64_t>(a.stat.rows, 1));
-    for (double& m : a.stat.mean_sq) m /= rows;
-    if (!a.stat.gram.empty()) {
-      // Column-major lower triangle (i >= j) -> both triangles.
-      const size_t k = static_cast<size_t>(a.stat.dim);
-      for (size_t j = 0; j < k; ++j) {
-        for (size_t i = j; i < k; ++i) {
-          const float v = static_cast<float>(a.stat.gram[j * k + i] / rows);
-          a.stat.gram[j * k + i] = v;
-          a.stat.gram[i * k + j] = v;
-        }
-      }
-    }
-    stats.values[name] = std::move(a.stat);
+  collector.Finish(&stats);
+  return stats;
+}
+
+Expected<ActivationStats> CollectActivationStats(const Model& model, const std::vector<Feeds>& feeds,
+                                                 const std::string& data_path,
+                                                 const CalibrationOptions& options,
+                                                 const CalibrationProgressFn& progress) {
+  SLIM_CHECK_INPUT(options.first_sequence < feeds.size(), data_path, ": has ", feeds.size(),
+                   " test data sets, calibration starts at set ", options.first_sequence);
+  const size_t end = options.max_sequences == 0 ? feeds.size()
+                                                : std::min(feeds.size(), options.first_sequence + options.max_sequences);
+  ActivationStats stats;
+  stats.source = StrCat(data_path, " test data sets ", options.first_sequence, "..", end - 1);
+  Collector collector(model.graph, options, end - options.first_sequence);
+  SLIM_CHECK_INPUT(!collector.empty(), model.path, ": no matmul or Conv reads a weight; nothing to calibrate");
+  SLIM_ASSIGN_OR_RETURN(auto interp, Interpreter::Create(model.graph, options.runtime));
+  for (size_t s = options.first_sequence; s < end; ++s) {
+    auto out = interp->Run(feeds[s], {}, nullptr, collector.observer());
+    if (!out.ok()) return out.status().WithContext(StrCat(data_path, ": test data set ", s));
+    ++stats.sequences;
+    // A "token" of a non-sequence graph: one row of the first input's batch.
+    if (!feeds[s].empty()) stats.tokens += feeds[s].begin()->second.rank() > 0 ? feeds[s].begin()->second.dim(0) : 1;
+    if (progress) progress(s + 1 - options.first_sequence, end - options.first_sequence);
   }
+  collector.Finish(&stats);
   return stats;
 }
 

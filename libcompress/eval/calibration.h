@@ -1,10 +1,12 @@
 // Gathers activation statistics (pipeline/activation_stats.h) by running a
-// decoder model over calibration token sequences in the bundled runtime.
+// model in the bundled runtime: a decoder over calibration token sequences,
+// any other graph over ONNX test data sets.
 //
 // Every sequence is one full-sequence forward pass from an empty context;
 // an interpreter observer sees the A input of every matmul whose B is a
-// weight (weights_only: initializer or Constant, possibly through Cast) as
-// it is computed, so memory holds the statistics, not the activations.
+// weight (weights_only: initializer or Constant, possibly through Cast) and
+// the input of every Conv with a constant weight as it is computed, so
+// memory holds the statistics, not the activations.
 // The result depends only on the model, the data and the options.
 #pragma once
 
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "calib_data/test_data_sets.h"
 #include "calib_data/token_dataset.h"
 #include "libcompress/io/model.h"
 #include "libcompress/pipeline/activation_stats.h"
@@ -34,6 +37,14 @@ using CalibrationProgressFn = std::function<void(size_t done, size_t total)>;
 std::vector<std::string> WeightInputValues(const Graph& graph);
 
 Expected<ActivationStats> CollectActivationStats(const Model& model, const TokenDataset& data,
+                                                 const std::string& data_path,
+                                                 const CalibrationOptions& options,
+                                                 const CalibrationProgressFn& progress = nullptr);
+
+// The same for a graph that is not a language model, from feeds (ONNX test
+// data sets, calib_data/test_data_sets.h): one Run per set; first_sequence
+// and max_sequences count sets.
+Expected<ActivationStats> CollectActivationStats(const Model& model, const std::vector<Feeds>& feeds,
                                                  const std::string& data_path,
                                                  const CalibrationOptions& options,
                                                  const CalibrationProgressFn& progress = nullptr);

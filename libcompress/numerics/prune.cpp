@@ -250,6 +250,23 @@ Expected<std::vector<float>> RefitKeptInputs(const float* w, size_t n, size_t k,
   return out;
 }
 
+double KeptInputsOutputError(const float* w, size_t n, size_t k, const float* w_kept, const std::vector<size_t>& keep,
+                             const float* sample, size_t rows) {
+  const size_t k2 = keep.size();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    const float* x = sample + i * k;
+    for (size_t r = 0; r < n; ++r) {
+      double y = 0, y2 = 0;
+      for (size_t e = 0; e < k; ++e) y += static_cast<double>(w[r * k + e]) * x[e];
+      for (size_t j = 0; j < k2; ++j) y2 += static_cast<double>(w_kept[r * k2 + j]) * x[keep[j]];
+      num += (y - y2) * (y - y2);
+      den += y * y;
+    }
+  }
+  return den > 0 ? num / den : 0.0;
+}
+
 std::vector<size_t> TopChannels(const std::vector<double>& scores, size_t count) {
   std::vector<size_t> idx(scores.size());
   std::iota(idx.begin(), idx.end(), size_t{0});

@@ -99,6 +99,12 @@ namespace slim {
 Expected<std::vector<float>> RefitKeptInputs(const float* w, size_t n, size_t k, const std::vector<size_t>& keep,
                                              const float* gram, double damp);
 
+// Relative output error of a structured cut on a sample of inputs x (rows
+// of width k): sum ||W x - W' x_keep||^2 / sum ||W x||^2, W [n, k], W'
+// [n, |keep|] (selected or refitted).
+double KeptInputsOutputError(const float* w, size_t n, size_t k, const float* w_kept, const std::vector<size_t>& keep,
+                             const float* sample, size_t rows);
+
 // Indices of the `count` highest scores (ties: lower index), ascending.
 std::vector<size_t> TopChannels(const std::vector<double>& scores, size_t count);
 

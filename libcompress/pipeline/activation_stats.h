@@ -13,6 +13,11 @@
 //            per input: a 4096-wide input costs 64 MiB).
 //   sample   a deterministic subset of rows (evenly spaced over the data), on
 //            which the output error of a quantized weight is measured.
+// Conv inputs have their own map, keyed by the Conv's weight name: the
+// same three kinds over the Conv's im2col patches (dim C * K for C input
+// channels and K kernel offsets, index c * K + k, one row per image and
+// output position; gram and sample only for group == 1), which is what a
+// refit of the Conv's weight as a [M, C * K] matrix solves against.
 // Header-only so passes/ can read it without linking the collector
 // (eval/calibration.h), which needs the runtime.
 #pragma once
@@ -38,10 +43,15 @@ struct ActivationStats {
   int64_t sequences = 0;
   int64_t tokens = 0;
   std::map<std::string, ActivationStat> values;
+  std::map<std::string, ActivationStat> conv_inputs;  // by Conv weight name
 
   const ActivationStat* Find(const std::string& value) const {
     auto it = values.find(value);
     return it == values.end() ? nullptr : &it->second;
+  }
+  const ActivationStat* FindConv(const std::string& weight) const {
+    auto it = conv_inputs.find(weight);
+    return it == conv_inputs.end() ? nullptr : &it->second;
   }
 };
 

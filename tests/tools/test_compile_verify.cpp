@@ -10,6 +10,7 @@
 #include "libcompress/io/onnx.h"
 
 #include "libcompress/io/packed_format.h"
+#include "tests/passes/cnn_graph.h"
 #include "tests/tools/cli_test_util.h"
 
 using namespace slim_test;
@@ -206,4 +207,44 @@ TEST_CASE("verify compares the outputs of a non-language graph on ONNX test data
   CHECK(j["bandwidth"]["bytes_per_run"].get<uint64_t>() < 16 * 64 * 4);
   CHECK(Slimpack(base + " --max-rel-l2 1e-9").code == 1);
   CHECK(Slimpack("verify " + packed + " --reference " + dir + "/model.onnx --data /tmp/slimpack_cli_nodata").code == 2);
+}
+
+TEST_CASE("compile --calib reads ONNX test data sets for a CNN; conv channel pruning verifies on held-out sets",
+          "[cli][conv]") {
+  using namespace slim;
+  const std::string dir = "/tmp/slimpack_cli_cnn";
+  REQUIRE(std::system(("rm -rf " + dir + " && mkdir -p " + dir + "/calib " + dir + "/eval").c_str()) == 0);
+  REQUIRE(WriteOnnx(test::MakeCnn(), dir + "/model.onnx").ok());
+  std::mt19937 rng(21);
+  for (int s = 0; s < 6; ++s) {
+    const std::string set = StrCat(dir, s < 4 ? "/calib" : "/eval", "/test_data_set_", s);
+    REQUIRE(std::system(("mkdir -p " + set).c_str()) == 0);
+    REQUIRE(WriteTensorProtoFile(set + "/input_0.pb", test::Images(rng, 8), "x").ok());
+  }
+  {
+    std::ofstream r(dir + "/conv25.json");
+    r << R"({"passes": [{"pass": "prune_structured", "options": {"conv_ratio": 0.25}}]})";
+  }
+  const std::string packed = dir + "/cnn.slim";
+  auto c = SlimpackJson("compile " + dir + "/model.onnx -o " + packed + " --recipe " + dir + "/conv25.json --calib " +
+                        dir + "/calib --quiet");
+  CHECK(c["passes"][0]["counters"]["conv_channels_removed"] == 16);
+  CHECK(c["passes"][0]["counters"]["conv_refitted"] == 2);
+  CHECK(c["calibration"]["sequences"] == 4);
+  CHECK(c["provenance"]["calib_sha256"].get<std::string>().size() == 64);
+  const std::string base = "verify " + packed + " --reference " + dir + "/model.onnx --data " + dir + "/eval --quiet";
+  auto v = SlimpackJson(base + " --min-cosine 0.99");
+  CHECK(v["pass"] == true);
+  WARN("CNN conv_ratio 0.25 with refit, held-out sets 4..5: cosine_min "
+       << v["outputs"][0]["cosine_min"] << ", rel_l2_max " << v["outputs"][0]["rel_l2_max"]);
+  // Without calibration: weight norms only, a worse model.
+  const Result plain = Slimpack("compile " + dir + "/model.onnx -o " + dir + "/plain.slim --recipe " + dir +
+                                "/conv25.json --quiet");
+  REQUIRE(plain.code == 0);
+  auto pv = SlimpackJson("verify " + dir + "/plain.slim --reference " + dir + "/model.onnx --data " + dir + "/eval --quiet");
+  CHECK(pv["outputs"][0]["rel_l2_max"].get<double>() > v["outputs"][0]["rel_l2_max"].get<double>());
+  // A calibration directory without test data sets is exit 2.
+  REQUIRE(std::system(("mkdir -p " + dir + "/empty").c_str()) == 0);
+  CHECK(Slimpack("compile " + dir + "/model.onnx -o " + dir + "/x.slim --recipe " + dir + "/conv25.json --calib " + dir +
+                 "/empty --quiet").code == 2);
 }

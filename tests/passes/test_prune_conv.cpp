@@ -1,0 +1,184 @@
+// prune_structured on CNN graphs (conv_ratio): channel groups traced from a
+// Conv through BatchNormalization, activations and pools to the Conv or
+// Gemm (after Flatten) that reads them; shapes, parameter counts, the
+// least-squares refit of the consumers on calibration statistics gathered
+// from feeds (Conv im2col patches), depthwise and grouped consumers, and
+// channels that meet in a residual Add left alone.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "libcompress/eval/calibration.h"
+#include "tests/passes/cnn_graph.h"
+#include "libcompress/pipeline/pass_manager.h"
+#include "libcompress/pipeline/recipe.h"
+#include "libcompress/runtime/interpreter.h"
+
+namespace slim {
+namespace {
+
+using test::Builder;
+using test::Images;
+using test::MakeCnn;
+
+std::vector<Feeds> MakeFeeds(uint32_t seed, int sets) {
+  std::mt19937 rng(seed);
+  std::vector<Feeds> feeds;
+  for (int s = 0; s < sets; ++s) feeds.push_back({{"x", Images(rng, 16)}});
+  return feeds;
+}
+
+std::vector<float> Run(const Graph& g, const Feeds& feeds) {
+  auto interp = Interpreter::Create(g);
+  INFO(interp.status().message());
+  REQUIRE(interp.ok());
+  auto out = (*interp)->Run(feeds);
+  INFO(out.status().message());
+  REQUIRE(out.ok());
+  return out->at("y").ToFloatVector();
+}
+
+double RelError(const std::vector<float>& ref, const std::vector<float>& got) {
+  REQUIRE(ref.size() == got.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    num += (ref[i] - got[i]) * (ref[i] - got[i]);
+    den += ref[i] * ref[i];
+  }
+  return num / den;
+}
+
+int64_t Params(const Graph& g) {
+  int64_t total = 0;
+  for (const std::string& n : g.initializer_names()) total += g.FindInitializer(n)->numel();
+  return total;
+}
+
+Expected<PipelineReport> Prune(Graph& g, const std::string& options, const ActivationStats* stats) {
+  auto recipe = ParseRecipe(StrCat(R"({"passes": [{"pass": "prune_structured", "options": )", options, "}]}"), "test");
+  if (!recipe.ok()) return recipe.status();
+  auto pm = PassManager::Create(*recipe, PipelineOptions());
+  if (!pm.ok()) return pm.status();
+  return pm->Run(g, stats);
+}
+
+ActivationStats Calibrate(const Graph& g, const std::vector<Feeds>& feeds) {
+  Model m;
+  m.graph = g;
+  m.path = "cnn";
+  CalibrationOptions opt;
+  opt.max_sequences = 0;
+  opt.gram = true;
+  auto stats = CollectActivationStats(m, feeds, "feeds", opt);
+  INFO(stats.status().message());
+  REQUIRE(stats.ok());
+  return std::move(*stats);
+}
+
+}  // namespace
+
+TEST_CASE("prune_structured conv_ratio: Conv-BN-Relu-Conv-Pool-Gemm loses 25% of its channels", "[passes][conv]") {
+  const Graph source = MakeCnn();
+  const std::vector<Feeds> calib = MakeFeeds(1, 8), held_out = MakeFeeds(2, 2);
+  const ActivationStats stats = Calibrate(source, calib);
+  // Patch statistics of conv2 (32 channels x 3x3) with its Gram matrix;
+  // the Gemm after the pool sees 32 columns.
+  REQUIRE(stats.FindConv("conv2.w"));
+  CHECK(stats.FindConv("conv2.w")->dim == 32 * 9);
+  CHECK(stats.FindConv("conv2.w")->gram.size() == 288u * 288u);
+  CHECK(stats.FindConv("conv2.w")->rows == 8 * 16 * 64);
+  REQUIRE(stats.Find("flatten.out"));
+
+  double err[2] = {0, 0};
+  for (bool refit : {false, true}) {
+    Graph g = source;
+    auto r = Prune(g, StrCat(R"({"conv_ratio": 0.25, "reconstruct": )", refit ? "true" : "false", "}"), &stats);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    const PassReport& p = r->passes[0];
+    CHECK(p.counters.at("conv_groups") == 2);
+    CHECK(p.counters.at("conv_channels_removed") == 16);
+    CHECK(p.counters.at("conv_refitted") == (refit ? 2 : 0));
+    CHECK(g.FindInitializer("conv1.w")->shape() == std::vector<int64_t>{24, 3, 3, 3});
+    CHECK(g.FindInitializer("conv1.b")->shape() == std::vector<int64_t>{24});
+    for (const char* bn : {"bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"}) {
+      CHECK(g.FindInitializer(bn)->shape() == std::vector<int64_t>{24});
+    }
+    CHECK(g.FindInitializer("conv2.w")->shape() == std::vector<int64_t>{24, 24, 3, 3});
+    CHECK(g.FindInitializer("fc.w")->shape() == std::vector<int64_t>{10, 24});
+    // Parameters removed, from the shapes: conv1 8 filters (27 + bias) and
+    // 8 x 4 BN parameters; conv2 8 filters of 32 x 9 + bias and 24 x 8 x 9
+    // input columns of the rest; fc 10 x 8 columns.
+    const int64_t expected = 8 * 28 + 8 * 4 + 8 * (32 * 9 + 1) + 24 * 8 * 9 + 10 * 8;
+    CHECK(Params(source) - Params(g) == expected);
+    CHECK(p.counters.at("bytes_before") - p.counters.at("bytes_after") == expected * 4);
+    double e = 0;
+    for (const Feeds& f : held_out) e += RelError(Run(source, f), Run(g, f)) / 2;
+    err[refit] = e;
+    // The rewritten shapes are consistent for shape inference too.
+    CHECK(g.value_info.at("relu1.out").shape->at(1).value == 24);
+  }
+  WARN("Conv-BN-Relu-Conv-Pool-Gemm, 25% of channels, held-out feeds: relative output error " << err[0]
+       << " selected, " << err[1] << " refitted");
+  CHECK(err[1] < err[0]);
+  CHECK(err[1] < 0.05);  // stated tolerance (docs/PASSES.md)
+}
+
+TEST_CASE("prune_structured conv_ratio: depthwise and grouped consumers, residual channels left alone",
+          "[passes][conv]") {
+  Builder b;
+  b.g.opset_imports[""] = 17;
+  b.g.inputs.push_back({"x", DType::kFloat32, Shape{Dim("n"), Dim(3), Dim(8), Dim(8)}});
+  // conv1 (16) -> Relu -> depthwise (16) -> Relu -> grouped conv (2 groups, 16 -> 8)
+  std::string h = b.Op("Relu", "r1", {b.Conv("conv1", "x", 16, 3, 3)});
+  h = b.Op("Relu", "r2", {b.Conv("dw", h, 16, 16, 3, 16)});
+  const std::string grouped = b.Conv("gconv", h, 8, 16, 1, 2);
+  // A residual block: conv3 (8) -> Relu -> conv4 (8) -> Add(grouped) -> y.
+  std::string r = b.Op("Relu", "r3", {b.Conv("conv3", grouped, 8, 8, 3)});
+  r = b.Conv("conv4", r, 8, 8, 3);
+  b.g.nodes.push_back(Node{"res", "Add", "", {r, grouped}, {"y"}, {}});
+  b.g.outputs.push_back({"y", DType::kFloat32, std::nullopt});
+  const Graph source = b.g;
+  Graph g = source;
+  std::vector<std::string> log;
+  auto recipe = ParseRecipe(R"({"passes": [{"pass": "prune_structured", "options": {"conv_ratio": 0.5, "multiple": 2}}]})", "t");
+  REQUIRE(recipe.ok());
+  PipelineOptions popt;
+  popt.log = [&](const std::string& l) { log.push_back(l); };
+  auto pm = PassManager::Create(*recipe, popt);
+  REQUIRE(pm.ok());
+  auto rep = pm->Run(g, nullptr);
+  INFO(rep.status().message());
+  REQUIRE(rep.ok());
+  // conv1's 16 channels -> 8, through the depthwise conv, 4 per group of
+  // the grouped consumer; conv3's inner channels 8 -> 4. gconv and conv4
+  // feed the residual Add: kept.
+  CHECK(rep->passes[0].counters.at("conv_groups") == 2);
+  CHECK(g.FindInitializer("conv1.w")->shape() == std::vector<int64_t>{8, 3, 3, 3});
+  CHECK(g.FindInitializer("dw.w")->shape() == std::vector<int64_t>{8, 1, 3, 3});
+  CHECK(g.FindInitializer("dw.b")->shape() == std::vector<int64_t>{8});
+  CHECK(g.FindInitializer("gconv.w")->shape() == std::vector<int64_t>{8, 4, 1, 1});
+  CHECK(g.FindInitializer("conv3.w")->shape() == std::vector<int64_t>{4, 8, 3, 3});
+  CHECK(g.FindInitializer("conv4.w")->shape() == std::vector<int64_t>{8, 4, 3, 3});
+  for (const Node& n : g.nodes) {
+    if (n.name == "dw") CHECK(n.GetInt("group", 1) == 8);
+  }
+  bool said = false;
+  for (const std::string& l : log) said |= l.find("'conv4.w' kept") != std::string::npos && l.find("Add") != std::string::npos;
+  std::string all;
+  for (const std::string& l : log) all += l + "\n";
+  INFO(all);
+  CHECK(said);
+  // The smaller graph runs and keeps the output shape.
+  std::mt19937 rng(3);
+  const Feeds f{{"x", Images(rng, 2)}};
+  auto interp = Interpreter::Create(g);
+  REQUIRE(interp.ok());
+  auto out = (*interp)->Run(f);
+  INFO(out.status().message());
+  REQUIRE(out.ok());
+  CHECK(out->at("y").shape() == std::vector<int64_t>{2, 8, 8, 8});
+}
+
+}  // namespace slim
