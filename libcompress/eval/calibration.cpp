@@ -96,6 +96,11 @@ struct Accumulator {
   }
 };
 
+// Patches per image that go into a Conv input's Gram matrix (all of them
+// for maps up to 16x16 outputs). Not a quality knob tuned to data: a bound
+// on cost, dim^2 multiply-adds per patch.
+constexpr size_t kGramPatchesPerImage = 256;
+
 // A Conv whose weight is a constant: its input's im2col columns are what
 // channel pruning of its input refits against.
 struct ConvReader {
@@ -138,7 +143,16 @@ class Collector {
 
   void Finish(ActivationStats* stats) {
     for (auto& [name, a] : matmul_) stats->values[name] = a.Finish();
-    for (auto& [name, a] : conv_) stats->conv_inputs[name] = a.Finish();
+    for (auto& [name, a] : conv_) {
+      // The Gram matrix was summed over fewer patches than mean_sq: scale
+      // it so Finish() divides by the patches it actually saw.
+      auto used = gram_rows_.find(name);
+      if (used != gram_rows_.end() && used->second > 0) {
+        const float f = static_cast<float>(static_cast<double>(a.stat.rows) / static_cast<double>(used->second));
+        for (float& v : a.stat.gram) v *= f;
+      }
+      stats->conv_inputs[name] = a.Finish();
+    }
   }
 
  private:
@@ -198,7 +212,19 @@ class Collector {
           for (size_t r = 0; r < gdim; ++r) {
             for (size_t q = 0; q < positions; ++q) rows[q * gdim + r] = col[r * positions + q];
           }
-          a.Add(rows.data(), positions, gdim, options_.gram, options_.max_sample_rows);
+          a.Add(rows.data(), positions, gdim, false, options_.max_sample_rows);
+          if (options_.gram) {
+            // The Gram matrix from evenly spaced patches: an estimate of
+            // E[p p^T] whose cost (dim^2 per patch) stays bounded on large
+            // images, where every patch would cost dim^2 * positions.
+            const size_t step = (positions + kGramPatchesPerImage - 1) / kGramPatchesPerImage;
+            size_t used = 0;
+            for (size_t q = 0; q < positions; q += step, ++used) {
+              std::copy_n(&rows[q * gdim], gdim, &rows[used * gdim]);
+            }
+            AddGram(rows.data(), used, gdim, &a.stat.gram);
+            gram_rows_[c.weight] += used;
+          }
           continue;
         }
         double* m = a.stat.mean_sq.data() + static_cast<size_t>(g) * gdim;
@@ -223,6 +249,7 @@ class Collector {
   std::map<std::string, std::vector<ConvReader>> conv_readers_;
   ValueObserver observer_;
   std::map<std::string, Accumulator> matmul_, conv_;
+  std::map<std::string, size_t> gram_rows_;  // patches summed into each Conv's Gram
 };
 
 }  // namespace

@@ -182,3 +182,36 @@ TEST_CASE("prune_structured conv_ratio: depthwise and grouped consumers, residua
 }
 
 }  // namespace slim
+
+namespace slim {
+
+TEST_CASE("calibration of Conv inputs: patch statistics; the Gram matrix from evenly spaced patches on large maps",
+          "[passes][conv]") {
+  test::Builder b;
+  b.g.opset_imports[""] = 17;
+  b.g.inputs.push_back({"x", DType::kFloat32, Shape{Dim("n"), Dim(2), Dim(40), Dim(40)}});
+  const std::string w = b.Init("w", b.Random({4, 2, 3, 3}, 0.3f));
+  b.g.nodes.push_back(Node{"conv", "Conv", "", {"x", w}, {"y"}, {{"pads", Attribute::Ints({1, 1, 1, 1})}}});
+  b.g.outputs.push_back({"y", DType::kFloat32, std::nullopt});
+  std::vector<Feeds> feeds;
+  for (int s = 0; s < 2; ++s) feeds.push_back({{"x", b.Random({3, 2, 40, 40}, 1.0f, 0.5f)}});
+  Model m;
+  m.graph = b.g;
+  CalibrationOptions opt;
+  opt.max_sequences = 0;
+  opt.gram = true;
+  auto stats = CollectActivationStats(m, feeds, "feeds", opt);
+  REQUIRE(stats.ok());
+  const ActivationStat* st = stats->FindConv("w");
+  REQUIRE(st);
+  REQUIRE(st->dim == 18);
+  CHECK(st->rows == 2 * 3 * 1600);
+  // E[x^2] = 1.25 away from the zero padding; the kernel's centre tap
+  // (k = 4) never reads padding.
+  CHECK(st->mean_sq[4] == Approx(1.25).epsilon(0.05));
+  // 1600 positions, 256 used per image for the Gram: its diagonal still
+  // estimates the same second moments.
+  for (size_t i = 0; i < 18; ++i) CHECK(st->gram[i * 18 + i] == Approx(st->mean_sq[i]).epsilon(0.15));
+}
+
+}  // namespace slim
