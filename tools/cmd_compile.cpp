@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <dirent.h>
 
 #include <optional>
@@ -17,13 +18,14 @@
 #include "libcompress/io/packed_format.h"
 #include "libcompress/metrics/model_stats.h"
 #include "libcompress/pipeline/pass_manager.h"
+#include "passes/hook_external.h"
 #include "tools/cli.h"
 
 namespace slim::cli {
 namespace {
 
 struct CompileOptions {
-  std::string model, out, preset, recipe, calib, target = "generic", report, json;
+  std::string model, out, preset, recipe, calib, target = "generic", report, json, export_distill, import_distill;
   int threads = DefaultThreads();
   size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256;
   bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
@@ -57,6 +59,17 @@ Expected<std::string> SourceHash(const std::string& path) {
     h.Update(mapped->data(), mapped->size());
   }
   return h.HexDigest();
+}
+
+bool NonEmptyDirectory(const std::string& p) {
+  DIR* d = ::opendir(p.c_str());
+  if (!d) return false;
+  bool empty = true;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  }
+  ::closedir(d);
+  return !empty;
 }
 
 // Hash of calibration feeds: every set's tensors (name, dtype, shape,
@@ -153,6 +166,10 @@ int RunCompile(const CompileOptions& opt) {
                                     "(or use prune method magnitude)"));
   }
 
+  if (!opt.export_distill.empty() && NonEmptyDirectory(opt.export_distill)) {
+    return ReportError(
+        InvalidInput(opt.export_distill, ": is not empty (--export-distill writes a new or empty directory)"));
+  }
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
   {
@@ -221,11 +238,37 @@ int RunCompile(const CompileOptions& opt) {
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
 
+  // The distillation directory of the recipe's result (--export-distill), or
+  // a fine-tuned one in its place (--import-distill), validated against
+  // what this very compile would export: same names, shapes, masks.
+  if (!opt.import_distill.empty() && !opt.dry_run) {
+    const DistillContents expected = StudentOf(model->graph, "", "");
+    auto student = ReadDistillStudent(opt.import_distill, expected);
+    if (!student.ok()) return ReportError(student.status());
+    ApplyStudent(model->graph, std::move(*student));
+    log(StrCat("compile: imported ", expected.student.size(), " tensors from ", opt.import_distill));
+  }
+  if (!opt.export_distill.empty() && !opt.dry_run) {
+    const DistillContents contents = StudentOf(
+        model->graph, "slimpack compile --export-distill (after the last recipe step)",
+        StrCat("slimpack compile ", opt.model, " --import-distill ", opt.export_distill,
+               " -o OUT with the same recipe, calibration and target options"));
+    Status st = WriteDistillDir(opt.export_distill, contents);
+    if (!st.ok()) return ReportError(st);
+    log(StrCat("compile: wrote ", opt.export_distill, " (", contents.student.size(), " tensors, ",
+               contents.masks.size(), " masks)"));
+  }
+
   const ModelStats stats = ComputeModelStats(*model);
   nlohmann::json provenance{{"tool", "slimpack"}, {"tool_version", SLIMPACK_VERSION},
                             {"source_model", opt.model}, {"source_sha256", *source_hash},
                             {"recipe", nlohmann::json::parse(RecipeToJson(manager->recipe()))},
                             {"target", target->name}};
+  if (!opt.import_distill.empty() && !opt.dry_run) {
+    auto h = Sha256File(opt.import_distill + "/student.safetensors");
+    if (!h.ok()) return ReportError(h.status());
+    provenance["import_distill"] = {{"dir", opt.import_distill}, {"student_sha256", *h}};
+  }
   if (have_calib) {
     provenance["calib_sha256"] = calib_sha256;
     if (activations) provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", activations->sequences}};
@@ -310,6 +353,12 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--calib-sample-rows", opt->calib_sample_rows,
                   "Activation rows kept per matmul input for the output-error figures")
       ->capture_default_str();
+  sub->add_option("--export-distill", opt->export_distill,
+                  "Also write the result's float weights, masks and a manifest into DIR (new or empty) for an\n"
+                  "external fine-tuner (docs/DISTILL.md); a hook_external recipe step does it mid-recipe");
+  sub->add_option("--import-distill", opt->import_distill,
+                  "Replace the result's float weights by DIR's (a fine-tuned --export-distill directory of the\n"
+                  "same compile), validated: same names and shapes, finite, pruned weights still 0");
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");

@@ -46,6 +46,11 @@ std::string FormatOptionValue(const OptionValue& v) {
     os << *d;
     return os.str();
   }
+  if (const StringList* l = std::get_if<StringList>(&v)) {
+    std::string out = "[";
+    for (size_t i = 0; i < l->size(); ++i) out += (i ? ", \"" : "\"") + (*l)[i] + "\"";
+    return out + "]";
+  }
   return std::get<std::string>(v);
 }
 
@@ -79,6 +84,10 @@ Status CheckOptionValue(const std::string& pass, const OptionSpec& spec, const O
     }
     case OptionType::kString:
       SLIM_CHECK_INPUT(std::holds_alternative<std::string>(v), where, ": expected a string, got ",
+                       FormatOptionValue(v));
+      return Status::Ok();
+    case OptionType::kStringList:
+      SLIM_CHECK_INPUT(std::holds_alternative<StringList>(v), where, ": expected a list of strings, got ",
                        FormatOptionValue(v));
       return Status::Ok();
     case OptionType::kEnum: {
@@ -129,6 +138,8 @@ Expected<OptionValue> ParseOptionText(const std::string& pass, const OptionSpec&
     case OptionType::kEnum:
       v = text;
       break;
+    case OptionType::kStringList:
+      return InvalidInput(where, ": a list of strings is set in a recipe (JSON array), not as text");
   }
   SLIM_RETURN_IF_ERROR(CheckOptionValue(pass, spec, v));
   return v;

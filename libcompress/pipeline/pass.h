@@ -34,7 +34,7 @@ namespace slim {
 // ---------------------------------------------------------------------------
 // Options
 
-enum class OptionType { kInt, kFloat, kBool, kString, kEnum };
+enum class OptionType { kInt, kFloat, kBool, kString, kEnum, kStringList };
 
 inline const char* OptionTypeName(OptionType t) {
   switch (t) {
@@ -43,12 +43,15 @@ inline const char* OptionTypeName(OptionType t) {
     case OptionType::kBool: return "bool";
     case OptionType::kString: return "string";
     case OptionType::kEnum: return "enum";
+    case OptionType::kStringList: return "string list";
   }
   return "?";
 }
 
-// kBool -> bool, kInt -> int64_t, kFloat -> double, kString/kEnum -> string.
-using OptionValue = std::variant<bool, int64_t, double, std::string>;
+// kBool -> bool, kInt -> int64_t, kFloat -> double, kString/kEnum -> string,
+// kStringList -> vector of strings (an argument vector).
+using StringList = std::vector<std::string>;
+using OptionValue = std::variant<bool, int64_t, double, std::string, StringList>;
 
 struct OptionSpec {
   std::string key;
@@ -109,6 +112,14 @@ inline OptionSpec StringOption(std::string key, std::string def, std::string hel
   s.per_tensor = per_tensor;
   return s;
 }
+inline OptionSpec StringListOption(std::string key, std::string help) {
+  OptionSpec s;
+  s.key = std::move(key);
+  s.type = OptionType::kStringList;
+  s.default_value = StringList();
+  s.help = std::move(help);
+  return s;
+}
 inline OptionSpec EnumOption(std::string key, std::string def, std::vector<std::string> choices,
                              std::string help, bool per_tensor = false) {
   OptionSpec s;
@@ -134,6 +145,7 @@ class Options {
   int64_t GetInt(const std::string& key) const { return Get<int64_t>(key, 0); }
   double GetFloat(const std::string& key) const { return Get<double>(key, 0.0); }
   std::string GetString(const std::string& key) const { return Get<std::string>(key, ""); }
+  StringList GetStringList(const std::string& key) const { return Get<StringList>(key, {}); }
 
  private:
   template <typename T>

@@ -123,6 +123,18 @@ Expected<OptionValue> OptionFromJson(const std::string& pass, const OptionSpec& 
                        "' must be a string, got ", j.dump());
       v = j.get<std::string>();
       break;
+    case OptionType::kStringList: {
+      SLIM_CHECK_INPUT(j.is_array(), where, ": pass '", pass, "' option '", spec.key,
+                       "' must be a list of strings, got ", j.dump());
+      StringList l;
+      for (const auto& e : j) {
+        SLIM_CHECK_INPUT(e.is_string(), where, ": pass '", pass, "' option '", spec.key,
+                         "' must be a list of strings, got an element ", e.dump());
+        l.push_back(e.get<std::string>());
+      }
+      v = std::move(l);
+      break;
+    }
   }
   Status s = CheckOptionValue(pass, spec, v);
   if (!s.ok()) return s.WithContext(where);
@@ -159,6 +171,8 @@ Json OptionsToJson(const Options& o) {
       j[k] = *i;
     } else if (const double* d = std::get_if<double>(&v)) {
       j[k] = *d;
+    } else if (const StringList* l = std::get_if<StringList>(&v)) {
+      j[k] = *l;
     } else {
       j[k] = std::get<std::string>(v);
     }

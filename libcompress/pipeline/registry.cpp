@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "passes/hook_external.h"
 #include "passes/prune.h"
 #include "passes/prune_structured.h"
 #include "passes/quantize_int4.h"
@@ -22,6 +23,7 @@ const std::vector<const Pass*>& AllPasses() {
     v.push_back(MakePrunePass());
     // reconstruct refits pruned float weights: after prune, before quantization.
     v.push_back(MakeReconstructPass());
+    v.push_back(MakeHookExternalPass());
     v.push_back(MakeQuantizeInt8Pass());
     v.push_back(MakeQuantizeInt4Pass());
     // Order matters in recipes, not here; but select_layout only sees
