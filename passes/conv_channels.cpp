@@ -223,8 +223,6 @@ class Tracer {
     return "";
   }
 
-  const std::vector<WeightCandidate>& cands() const { return cands_; }
-
  private:
   bool SingleUse(const std::string& name) const {
     auto it = ix_.consumers.find(name);
