@@ -7,7 +7,8 @@
 // bench/dump_logits.cpp). Inputs are fed as the graph declares them:
 // input_ids int64 [1, T], attention_mask int64 ones, position_ids 0..T-1,
 // past_key_values.* empty [1, kv_heads, 0, head_dim] (float32, or float16
-// when the graph declares it; heads from MODEL_DIR/config.json).
+// when the graph declares it; heads from the graph's input shape, else from
+// MODEL_DIR/config.json).
 // With REF.bin (our runtime's logits) prints one JSON line: max |diff|,
 // max |ref|, top-1 agreement and rows compared.
 // onnxruntime-node is resolved from ORT_DIR (default /work/ort), outside the
@@ -49,9 +50,15 @@ async function main() {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
   });
+  // The graph's own KV-cache shape wins over config.json: structured
+  // pruning of attention heads changes it (config.json is the source's).
   const pastType = {};
+  const pastDims = {};
   if (session.inputMetadata) {
-    for (const m of session.inputMetadata) pastType[m.name] = m.type;
+    for (const m of session.inputMetadata) {
+      pastType[m.name] = m.type;
+      if (Array.isArray(m.shape)) pastDims[m.name] = m.shape;
+    }
   }
   const n = Math.min(parseInt(nArg, 10), data.sequences.length);
   const chunks = [];
@@ -69,7 +76,10 @@ async function main() {
       } else if (name.startsWith('past_key_values.')) {
         const type = pastType[name] === 'float16' ? 'float16' : 'float32';
         const empty = type === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-        feeds[name] = new ort.Tensor(type, empty, [1, kvHeads, 0, headDim]);
+        const dims = pastDims[name] || [];
+        const kv = typeof dims[1] === 'number' ? dims[1] : kvHeads;
+        const hd = typeof dims[3] === 'number' ? dims[3] : headDim;
+        feeds[name] = new ort.Tensor(type, empty, [1, kv, 0, hd]);
       } else {
         throw new Error(`${modelPath}: input '${name}' is not a decoder input this script knows`);
       }

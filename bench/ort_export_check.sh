@@ -38,11 +38,20 @@ echo "$asym_g64" >"$work/asym_g64.json"
 ffn25='{"passes":[{"pass":"prune_structured","options":{"ffn_ratio":0.25}}]}'
 echo "$ffn25" >"$work/ffn25.json"
 calib_kjv="--calib $root/models/kjv-byte/calib_tokens.json --calib-skip 64"
+# One KV group (with its query heads) removed from every layer of
+# stories260K; half the query heads of each KV group of kjv-byte.
+kv1='{"passes":[{"pass":"prune_structured","options":{"ffn_ratio":0,"kv_groups":1}}]}'
+echo "$kv1" >"$work/kv1.json"
+heads50='{"passes":[{"pass":"prune_structured","options":{"ffn_ratio":0,"head_ratio":0.5}}]}'
+echo "$heads50" >"$work/heads50.json"
+calib_stories="--calib $root/models/stories260k/calib_tokens.json --calib-skip 64"
 
 # name model compile-args export-args
 configs=(
   "kjv-ffn25|kjv-byte|--recipe $work/ffn25.json $calib_kjv|"
   "kjv-prune24-int4|kjv-byte|--preset prune24-int4 $calib_kjv|"
+  "kjv-heads50|kjv-byte|--recipe $work/heads50.json $calib_kjv|"
+  "stories260k-kv1|stories260k|--recipe $work/kv1.json $calib_stories|"
   "kjv-int4-sym-row|kjv-byte|--preset int4|"
   "kjv-int4-asym-x8|kjv-byte|--recipe $work/asym_x8.json|"
   "kjv-int8|kjv-byte|--preset int8|"

@@ -60,7 +60,6 @@ struct ChannelGroup {
   std::vector<Depthwise> depthwise;
   std::vector<ConvConsumer> convs;
   std::vector<FcConsumer> fcs;
-  std::vector<std::string> values;  // values whose shapes change
   int64_t quantum = 1;              // kept channels per grouped consumer's group
   std::vector<size_t> keep;
 };
@@ -113,7 +112,6 @@ class Tracer {
       const auto [v, srank] = stack.back();
       stack.pop_back();
       if (!in_group.insert(v).second) continue;
-      grp.values.push_back(v);
       if (outputs_.count(v)) return fail(StrCat("value '", v, "' is a graph output"));
       auto cit = ix_.consumers.find(v);
       if (cit == ix_.consumers.end()) return fail(StrCat("value '", v, "' is read by nothing"));
@@ -200,7 +198,6 @@ class Tracer {
             continue;
           }
           // Columns c * S .. c * S + S - 1: only weight matmuls may read them.
-          grp.values.push_back(n.outputs[0]);
           if (outputs_.count(n.outputs[0])) return fail(StrCat("value '", n.outputs[0], "' is a graph output"));
           auto fc = ix_.consumers.find(n.outputs[0]);
           if (fc == ix_.consumers.end()) return fail(StrCat("value '", n.outputs[0], "' is read by nothing"));
@@ -574,14 +571,11 @@ Status PruneConvChannels(Graph& g, const PassContext& ctx, const ConvPruneOption
         }
       }
     }
-    if (!ctx.dry_run) {
-      for (const std::string& v : grp.values) g.value_info.erase(v);
-    }
   }
   if (!ctx.dry_run && !groups.empty()) {
     // Shapes of the rewritten values, re-derived rather than patched.
-    auto re = InferShapes(g);
-    if (!re.ok()) return Internal(ctx.pass_name, ": rewritten graph fails shape inference: ", re.status().message());
+    Status re = RefreshValueInfo(g);
+    if (!re.ok()) return Internal(ctx.pass_name, ": rewritten graph fails shape inference: ", re.message());
   }
   // Rows: update the FFN part's rows of the same weights, append the rest.
   for (auto& [name, r] : rows) {

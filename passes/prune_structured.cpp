@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "libcompress/numerics/prune.h"
+#include "passes/attention_heads.h"
 #include "passes/conv_channels.h"
 #include "passes/weight_finder.h"
 
@@ -177,8 +178,8 @@ class PruneStructuredPass final : public Pass {
   const PassInfo& info() const override {
     static const PassInfo kInfo{
         "prune_structured",
-        "remove whole FFN neurons (rows of gate/up, columns of down) and Conv output channels: a smaller "
-        "dense model",
+        "remove whole FFN neurons (rows of gate/up, columns of down), attention heads / KV groups and Conv "
+        "output channels: a smaller dense model",
         {
             FloatOption("ffn_ratio", 0.25, 0.0, 0.95, "fraction of each FFN's neurons removed"),
             EnumOption("scope", "layer", {"layer", "global"},
@@ -190,6 +191,10 @@ class PruneStructuredPass final : public Pass {
                        "refit the consumer (down projection) on the kept neurons by ridge least squares when "
                        "calibration data is given"),
             FloatOption("damp", 0.01, 1e-6, 10.0, "ridge term of the refit, relative to the mean Hessian diagonal"),
+            IntOption("kv_groups", 0, 0, 1 << 20,
+                      "KV heads removed per attention layer, each with the query heads that read it (GQA)"),
+            FloatOption("head_ratio", 0.0, 0.0, 0.95,
+                        "fraction of query heads removed inside each KV group (the same count in every group)"),
             FloatOption("conv_ratio", 0.25, 0.0, 0.95,
                         "fraction of each Conv's output channels removed (CNN graphs; channels meeting in an "
                         "Add/Concat are left alone)"),
@@ -395,6 +400,19 @@ class PruneStructuredPass final : public Pass {
         rows[i].reason = "not in an FFN channel group";
       }
       report.tensors.push_back(std::move(rows[i]));
+    }
+    if (ctx.options.GetInt("kv_groups") > 0 || ctx.options.GetFloat("head_ratio") > 0) {
+      HeadPruneOptions hopt;
+      hopt.kv_groups = ctx.options.GetInt("kv_groups");
+      hopt.head_ratio = ctx.options.GetFloat("head_ratio");
+      hopt.reconstruct = ctx.options.GetBool("reconstruct");
+      hopt.damp = ctx.options.GetFloat("damp");
+      hopt.protect = protect_src;
+      SLIM_RETURN_IF_ERROR(PruneAttentionHeads(graph, ctx, hopt, &report));
+      if (!ctx.dry_run) {
+        Status valid = graph.Validate();
+        if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
+      }
     }
     const double conv_ratio = ctx.options.GetFloat("conv_ratio");
     if (conv_ratio > 0 && std::any_of(graph.nodes.begin(), graph.nodes.end(),

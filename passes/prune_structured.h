@@ -1,4 +1,5 @@
-// prune_structured: removes whole FFN neurons and Conv channels, so the model becomes a
+// prune_structured: removes whole FFN neurons, attention heads and Conv
+// channels, so the model becomes a
 // smaller dense one (every later pass, file and kernel sees the new shapes).
 //
 //   before:  a = act(h W_gate^T) * (h W_up^T)      W_gate, W_up: [I, H]
@@ -20,7 +21,7 @@
 // contribution to the output) with calibration data, else the product of
 // the squared norms of the weights that produce and read it (logged).
 // Conv output channels (option conv_ratio): passes/conv_channels.h.
-// Attention heads and KV groups are not handled yet.
+// Attention heads and KV groups (kv_groups, head_ratio): passes/attention_heads.h.
 #pragma once
 
 #include <memory>

@@ -2,6 +2,8 @@
 // weight_finder.h.
 #include "passes/weight_finder.h"
 
+#include "libcompress/ir/shape_inference.h"
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -381,6 +383,20 @@ Tensor StoreAndMeasure(const WeightCandidate& c, const std::vector<float>& refer
                                                   static_cast<size_t>(stat->sample_rows));
   }
   return stored;
+}
+
+Status RefreshValueInfo(Graph& g) {
+  Graph shaped = g;
+  for (const Node& n : shaped.nodes) {
+    for (const std::string& o : n.outputs) shaped.value_info.erase(o);
+  }
+  SLIM_ASSIGN_OR_RETURN(ShapeInferenceStats st, InferShapes(shaped));
+  (void)st;
+  for (auto& [name, vi] : g.value_info) {
+    auto it = shaped.value_info.find(name);
+    if (it != shaped.value_info.end()) vi = it->second;
+  }
+  return Status::Ok();
 }
 
 }  // namespace slim

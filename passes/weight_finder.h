@@ -81,6 +81,11 @@ const ActivationStat* InputStats(const WeightCandidate& c, const ActivationStats
 // params, bytes, bits of its dtype, actual "keep"); passes fill in the rest.
 TensorReport KeptRow(const WeightCandidate& c);
 
+// After a rewrite changed shapes (structured pruning): re-derives, by shape
+// inference, the shapes of the value_info entries `g` already has, and adds
+// none (a file stores every entry). Fails when the graph no longer infers.
+Status RefreshValueInfo(Graph& g);
+
 // Replaces the weight's tensor (initializer or Constant value) in `g`.
 void SetWeight(Graph& g, const WeightCandidate& c, Tensor t);
 

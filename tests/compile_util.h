@@ -29,6 +29,7 @@ inline slim::Model CompileInMemory(const std::string& model_dir, const std::stri
   INFO(report.status().message());
   REQUIRE(report.ok());
   CHECK(report->fallbacks == 0);
+  slim::RefreshDecoderSpec(&*model);  // as compile does after the passes
   return std::move(model).value();
 }
 

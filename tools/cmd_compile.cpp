@@ -237,6 +237,7 @@ int RunCompile(const CompileOptions& opt) {
   auto report = manager->Run(model->graph, activations ? &*activations : nullptr);
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
+  RefreshDecoderSpec(&*model);
 
   // The distillation directory of the recipe's result (--export-distill), or
   // a fine-tuned one in its place (--import-distill), validated against

@@ -149,4 +149,16 @@ Expected<Model> LoadModel(const std::string& path) {
   return model;
 }
 
+void RefreshDecoderSpec(Model* model) {
+  if (!model->decoder || !model->decoder->has_past) return;
+  DecoderSpec& d = *model->decoder;
+  for (const ValueInfo& in : model->graph.inputs) {
+    if (in.name != DecoderSpec::PastKey(0) || !in.shape || in.shape->size() != 4) continue;
+    if ((*in.shape)[1].is_static()) d.num_kv_heads = (*in.shape)[1].value;
+    if ((*in.shape)[3].is_static()) d.head_dim = (*in.shape)[3].value;
+  }
+  auto heads = model->graph.metadata.find("hf.num_attention_heads");
+  if (heads != model->graph.metadata.end()) d.num_heads = std::stoll(heads->second);
+}
+
 }  // namespace slim

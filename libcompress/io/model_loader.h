@@ -22,4 +22,10 @@ Expected<Model> LoadModel(const std::string& path);
 // Reads `dir/slimpack.json` if present into model->byte_vocab.
 Status ApplySlimpackSidecar(const std::string& dir, Model* model);
 
+// After passes rewrote the graph (structured pruning of attention heads):
+// the decoder description follows it. KV heads and head_dim from the
+// KV-cache input's static shape [batch, kv_heads, past, head_dim], query
+// heads from the graph's "hf.num_attention_heads" metadata when present.
+void RefreshDecoderSpec(Model* model);
+
 }  // namespace slim

@@ -7,6 +7,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/LU>
 
 namespace slim {
 namespace {
@@ -281,10 +282,14 @@ std::vector<size_t> TopChannels(const std::vector<double>& scores, size_t count)
 
 namespace slim {
 
-Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t k, const float* gram, double damp,
-                                                size_t remove) {
+Expected<std::vector<size_t>> ObsRemoveBlocks(const float* w, size_t n, size_t k, const float* gram, double damp,
+                                              const std::vector<std::vector<size_t>>& blocks,
+                                              const std::vector<size_t>& cls, const std::vector<size_t>& quota,
+                                              size_t remove) {
   using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  SLIM_CHECK_INPUT(remove < k, "OBS selection: cannot remove ", remove, " of ", k, " channels");
+  SLIM_CHECK_INPUT(remove < blocks.size(), "OBS selection: cannot remove ", remove, " of ", blocks.size(), " blocks");
+  SLIM_CHECK_INPUT(cls.empty() || cls.size() == blocks.size(), "OBS selection: ", cls.size(), " classes for ",
+                   blocks.size(), " blocks");
   const auto K = static_cast<Eigen::Index>(k), N = static_cast<Eigen::Index>(n);
   MatD H = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(gram, K, K)
                .cast<double>();
@@ -296,33 +301,80 @@ Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t
   MatD hinv = llt.solve(MatD::Identity(K, K));
   MatD W = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(w, N, K)
                .cast<double>();
-  std::vector<uint8_t> alive(k, 1);
+  std::vector<uint8_t> alive(blocks.size(), 1);
+  std::vector<size_t> removed_in(quota.size(), 0), removed;
+  auto sub = [](const MatD& m, const std::vector<size_t>& r, const std::vector<size_t>& c) {
+    MatD out(static_cast<Eigen::Index>(r.size()), static_cast<Eigen::Index>(c.size()));
+    for (size_t i = 0; i < r.size(); ++i) {
+      for (size_t j = 0; j < c.size(); ++j) {
+        out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
+            m(static_cast<Eigen::Index>(r[i]), static_cast<Eigen::Index>(c[j]));
+      }
+    }
+    return out;
+  };
+  std::vector<size_t> all_rows(n), all_cols(k);
+  for (size_t i = 0; i < n; ++i) all_rows[i] = i;
+  for (size_t j = 0; j < k; ++j) all_cols[j] = j;
   for (size_t step = 0; step < remove; ++step) {
-    Eigen::Index best = -1;
+    size_t best = blocks.size();
     double best_cost = 0;
-    for (Eigen::Index j = 0; j < K; ++j) {
-      if (!alive[static_cast<size_t>(j)]) continue;
-      const double cost = W.col(j).squaredNorm() / hinv(j, j);
-      if (best < 0 || cost < best_cost) {
-        best = j;
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      if (!alive[b] || (!cls.empty() && removed_in[cls[b]] >= quota[cls[b]])) continue;
+      const std::vector<size_t>& S = blocks[b];
+      double cost;
+      if (S.size() == 1) {
+        const auto j = static_cast<Eigen::Index>(S[0]);
+        cost = W.col(j).squaredNorm() / hinv(j, j);
+      } else {
+        // ||W_S L^-T||^2 with [H^-1]_SS = L L^T: tr(W_S [H^-1]_SS^-1 W_S^T).
+        Eigen::LLT<MatD> m(sub(hinv, S, S));
+        if (m.info() != Eigen::Success) continue;
+        const MatD ws = sub(W, all_rows, S);
+        cost = m.matrixL().solve(ws.transpose()).squaredNorm();
+      }
+      if (best == blocks.size() || cost < best_cost) {
+        best = b;
         best_cost = cost;
       }
     }
-    const double d = hinv(best, best);
-    // Compensate the others, then drop `best` from the inverse (the inverse
-    // of H with row and column `best` removed, by a rank-1 downdate).
-    const Eigen::RowVectorXd hrow = hinv.row(best);
-    W.noalias() -= W.col(best) * (hrow / d);
-    hinv.noalias() -= hinv.col(best) * (hrow / d);
-    W.col(best).setZero();
-    hinv.row(best).setZero();
-    hinv.col(best).setZero();
-    hinv(best, best) = 1.0;  // never chosen again (alive = 0)
-    alive[static_cast<size_t>(best)] = 0;
+    SLIM_CHECK_INPUT(best < blocks.size(), "OBS selection: no block may be removed at step ", step,
+                     " (quotas exhausted)");
+    // Compensate the others and drop S from the inverse:
+    //   W -= W_S [H^-1]_SS^-1 [H^-1]_S:,  H^-1 -= [H^-1]_:S [H^-1]_SS^-1 [H^-1]_S:.
+    const std::vector<size_t>& S = blocks[best];
+    const MatD hss_inv = sub(hinv, S, S).inverse();
+    const MatD hrows = sub(hinv, S, all_cols);  // |S| x K
+    const MatD ws = sub(W, all_rows, S);
+    W.noalias() -= ws * hss_inv * hrows;
+    hinv.noalias() -= hrows.transpose() * hss_inv * hrows;
+    for (size_t j : S) {
+      const auto c = static_cast<Eigen::Index>(j);
+      W.col(c).setZero();
+      hinv.row(c).setZero();
+      hinv.col(c).setZero();
+      hinv(c, c) = 1.0;  // never chosen again (alive = 0)
+    }
+    alive[best] = 0;
+    if (!cls.empty()) ++removed_in[cls[best]];
+    removed.push_back(best);
   }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
+
+Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t k, const float* gram, double damp,
+                                                size_t remove) {
+  std::vector<std::vector<size_t>> blocks(k);
+  for (size_t j = 0; j < k; ++j) blocks[j] = {j};
+  SLIM_ASSIGN_OR_RETURN(std::vector<size_t> removed, ObsRemoveBlocks(w, n, k, gram, damp, blocks, {}, {}, remove));
   std::vector<size_t> keep;
-  for (size_t j = 0; j < k; ++j) {
-    if (alive[j]) keep.push_back(j);
+  for (size_t j = 0, r = 0; j < k; ++j) {
+    if (r < removed.size() && removed[r] == j) {
+      ++r;
+      continue;
+    }
+    keep.push_back(j);
   }
   return keep;
 }

@@ -122,4 +122,17 @@ namespace slim {
 Expected<std::vector<size_t>> ObsSelectChannels(const float* w, size_t n, size_t k, const float* gram, double damp,
                                                 size_t remove);
 
+// The same over blocks of input columns (attention heads: head_dim columns
+// each; KV groups: the columns of their query heads): removes `remove`
+// blocks one at a time, each time the block S whose removal with optimal
+// compensation costs least,  cost_S = tr(W_S [H^-1]_SS^-1 W_S^T),  then
+// compensates W -= W_S [H^-1]_SS^-1 [H^-1]_S: and removes S from H^-1.
+// With `cls` (one class per block) and `quota`, at most quota[c] blocks of
+// class c are removed (heads removed evenly inside each KV group). Returns
+// the removed blocks, ascending.
+Expected<std::vector<size_t>> ObsRemoveBlocks(const float* w, size_t n, size_t k, const float* gram, double damp,
+                                              const std::vector<std::vector<size_t>>& blocks,
+                                              const std::vector<size_t>& cls, const std::vector<size_t>& quota,
+                                              size_t remove);
+
 }  // namespace slim

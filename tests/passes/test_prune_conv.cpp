@@ -10,6 +10,7 @@
 #include <random>
 
 #include "libcompress/eval/calibration.h"
+#include "libcompress/ir/shape_inference.h"
 #include "tests/passes/cnn_graph.h"
 #include "libcompress/pipeline/pass_manager.h"
 #include "libcompress/pipeline/recipe.h"
@@ -93,6 +94,7 @@ TEST_CASE("prune_structured conv_ratio: Conv-BN-Relu-Conv-Pool-Gemm loses 25% of
   double err[2] = {0, 0};
   for (bool refit : {false, true}) {
     Graph g = source;
+    REQUIRE(InferShapes(g).ok());  // value_info entries, which the rewrite must keep true
     auto r = Prune(g, StrCat(R"({"conv_ratio": 0.25, "reconstruct": )", refit ? "true" : "false", "}"), &stats);
     INFO(r.status().message());
     REQUIRE(r.ok());
@@ -116,8 +118,9 @@ TEST_CASE("prune_structured conv_ratio: Conv-BN-Relu-Conv-Pool-Gemm loses 25% of
     double e = 0;
     for (const Feeds& f : held_out) e += RelError(Run(source, f), Run(g, f)) / 2;
     err[refit] = e;
-    // The rewritten shapes are consistent for shape inference too.
+    // The value_info entries follow the new shapes.
     CHECK(g.value_info.at("relu1.out").shape->at(1).value == 24);
+    CHECK(g.value_info.at("flatten.out").shape->at(1).value == 24);
   }
   WARN("Conv-BN-Relu-Conv-Pool-Gemm, 25% of channels, held-out feeds: relative output error " << err[0]
        << " selected, " << err[1] << " refitted");

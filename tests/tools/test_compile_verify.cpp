@@ -248,3 +248,33 @@ TEST_CASE("compile --calib reads ONNX test data sets for a CNN; conv channel pru
   CHECK(Slimpack("compile " + dir + "/model.onnx -o " + dir + "/x.slim --recipe " + dir + "/conv25.json --calib " + dir +
                  "/empty --quiet").code == 2);
 }
+
+TEST_CASE("compile: one KV group removed from stories260K shrinks the file and the KV cache by what the shapes say",
+          "[cli][heads]") {
+  const TempDir dir("heads");
+  const std::string model = kModels + "stories260k";
+  auto recipe = [&](const std::string& name, const std::string& extra) {
+    const std::string path = dir / (name + ".json");
+    std::ofstream(path) << R"({"passes": [{"pass": "prune_structured", "options": {"ffn_ratio": 0)" << extra << "}}]}";
+    return path;
+  };
+  auto base = SlimpackJson("compile " + model + " -o " + (dir / "a.slim") + " --recipe " + recipe("none", "") + " --quiet");
+  auto kv1 = SlimpackJson("compile " + model + " -o " + (dir / "b.slim") + " --recipe " +
+                          recipe("kv1", ", \"kv_groups\": 1") + " --calib " + model +
+                          "/calib_tokens.json --calib-skip 64 --quiet");
+  // 5 layers x (16 + 8 + 8 rows + 16 columns) x 64, FP16.
+  CHECK(base["plan"]["weight_bytes"].get<int64_t>() - kv1["plan"]["weight_bytes"].get<int64_t>() == 5 * 48 * 64 * 2);
+  // The file: the same, up to the provenance header (which records the recipe and calibration data).
+  const int64_t file_drop = base["output"]["bytes"].get<int64_t>() - kv1["output"]["bytes"].get<int64_t>();
+  CHECK(std::abs(file_drop - 5 * 48 * 64 * 2) < 256);
+  CHECK(kv1["passes"][0]["counters"]["kv_heads_removed"] == 5);
+  CHECK(kv1["passes"][0]["counters"]["attention_refitted"] == 5);
+  auto a = SlimpackJson("inspect " + (dir / "a.slim"));
+  auto b = SlimpackJson("inspect " + (dir / "b.slim"));
+  CHECK(b["decoder"]["heads"] == 6);
+  CHECK(b["decoder"]["kv_heads"] == 3);
+  // The verify figures run on the smaller KV cache.
+  auto v = SlimpackJson("verify " + (dir / "b.slim") + " --reference " + model + " --data " + model +
+                        "/calib_tokens.json --limit 8 --quiet");
+  CHECK(v["accuracy"]["tokens_evaluated"].get<int64_t>() > 0);
+}
