@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "libcompress/export/onnx_export.h"
+#include "libcompress/io/hf_llama.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/onnx.h"
 #include "tools/cli.h"
@@ -32,6 +33,17 @@ int RunExport(const ExportCmdOptions& opt) {
   options.int4 = *mode;
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  if (opt.format == "hf") {
+    if (Status st = CheckOutputs({opt.json}, model->files); !st.ok()) return ReportError(st);
+    Status st = WriteHuggingFace(*model, opt.output, model->files);
+    if (!st.ok()) return ReportError(st);
+    nlohmann::json j{{"output", opt.output}, {"format", opt.format}};
+    if (HumanOutput(opt.json)) {
+      std::printf("wrote %s/config.json and %s/model.safetensors\n", opt.output.c_str(), opt.output.c_str());
+    }
+    st = WriteJson(opt.json, j);
+    return st.ok() ? kExitOk : ReportError(st);
+  }
   if (Status st = CheckOutputs({opt.output, opt.json}, model->files); !st.ok()) return ReportError(st);
   ExportStats stats;
   auto graph = LowerToOnnx(model->graph, options, &stats);
@@ -77,13 +89,18 @@ void AddExportCommand(CLI::App& app, int& exit_code) {
       "become ONNX Runtime's com.microsoft.MatMulNBits (4-bit kept, any q4 layout re-packed), int8\n"
       "weights standard DequantizeLinear + MatMul/Gather; dequantized weights equal the packed\n"
       "model's bit for bit. --int4 dequantize writes dense float32 weights instead (standard ONNX\n"
-      "only, no size win). A model without slimpack ops is written as it is. See docs/EXPORT.md.\n"
+      "only, no size win). A model without slimpack ops is written as it is. --format hf writes a\n"
+      "float model read from a Hugging Face directory (for example after structured pruning) back\n"
+      "as config.json + model.safetensors, for fine-tuning in any framework. See docs/EXPORT.md.\n"
       "Example:\n"
       "  slimpack compile models/kjv-byte -o kjv.slim --preset int4\n"
       "  slimpack export kjv.slim --format onnx -o kjv.int4.onnx");
   sub->add_option("PACKED", opt->model, "Packed file (or any model slimpack reads)")->required();
-  sub->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"onnx"}))->capture_default_str();
-  sub->add_option("-o,--output", opt->output, "Output .onnx file (written atomically)")->required();
+  sub->add_option("--format", opt->format, "Output format")->check(CLI::IsMember({"onnx", "hf"}))->capture_default_str();
+  sub->add_option("-o,--output", opt->output,
+                  "Output .onnx file, or with --format hf a directory (config.json + model.safetensors); written "
+                  "atomically")
+      ->required();
   sub->add_option("--int4", opt->int4, "int4 weights: matmulnbits (ONNX Runtime contrib op) or dequantize (dense)")
       ->check(CLI::IsMember({"matmulnbits", "dequantize"}))
       ->capture_default_str();

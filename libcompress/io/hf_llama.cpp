@@ -2,13 +2,16 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "libcompress/io/atomic_file.h"
 #include "libcompress/io/safetensors.h"
 
 namespace slim {
@@ -651,6 +654,86 @@ Expected<Model> ReadHuggingFace(const std::string& path) {
   d.has_past = d.has_attention_mask = d.has_position_ids = true;
   model.decoder = d;
   return model;
+}
+
+Status WriteHuggingFace(const Model& model, const std::string& dir, const std::vector<std::string>& inputs) {
+  const Graph& g = model.graph;
+  auto meta = [&](const char* key) -> Expected<std::string> {
+    auto it = g.metadata.find(std::string("hf.") + key);
+    SLIM_CHECK_INPUT(it != g.metadata.end(), model.path, ": has no hf.", key,
+                     " metadata (export --format hf needs a model read from a Hugging Face directory)");
+    return it->second;
+  };
+  auto meta_int = [&](const char* key, int64_t* out) -> Status {
+    SLIM_ASSIGN_OR_RETURN(std::string v, meta(key));
+    *out = std::stoll(v);
+    return Status::Ok();
+  };
+  HfConfig c;
+  SLIM_ASSIGN_OR_RETURN(c.architecture, meta("architecture"));
+  SLIM_RETURN_IF_ERROR(meta_int("hidden_size", &c.hidden));
+  SLIM_RETURN_IF_ERROR(meta_int("intermediate_size", &c.intermediate));
+  SLIM_RETURN_IF_ERROR(meta_int("num_hidden_layers", &c.layers));
+  SLIM_RETURN_IF_ERROR(meta_int("num_attention_heads", &c.heads));
+  SLIM_RETURN_IF_ERROR(meta_int("num_key_value_heads", &c.kv_heads));
+  SLIM_RETURN_IF_ERROR(meta_int("head_dim", &c.head_dim));
+  SLIM_RETURN_IF_ERROR(meta_int("vocab_size", &c.vocab));
+  SLIM_RETURN_IF_ERROR(meta_int("max_position_embeddings", &c.max_positions));
+  SLIM_ASSIGN_OR_RETURN(std::string eps, meta("rms_norm_eps"));
+  SLIM_ASSIGN_OR_RETURN(std::string theta, meta("rope_theta"));
+  SLIM_ASSIGN_OR_RETURN(std::string tie, meta("tie_word_embeddings"));
+  c.rms_norm_eps = std::stod(eps);
+  c.rope_theta = std::stod(theta);
+  c.tie_embeddings = tie == "true";
+  if (g.metadata.count("hf.sliding_window")) c.sliding_window = std::stoll(g.metadata.at("hf.sliding_window"));
+  c.qkv_bias = g.FindInitializer("model.layers.0.self_attn.q_proj.bias") != nullptr;
+  c.o_bias = g.FindInitializer("model.layers.0.self_attn.o_proj.bias") != nullptr;
+  c.mlp_bias = g.FindInitializer("model.layers.0.mlp.gate_proj.bias") != nullptr;
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, shape] : ExpectedTensors(c)) {
+    const Tensor* t = g.FindInitializer(name);
+    SLIM_CHECK_INPUT(t != nullptr, model.path, ": tensor '", name,
+                     "' is not in the graph as a float tensor (quantized? export --format hf writes float models: "
+                     "compile with pruning passes only)");
+    SLIM_CHECK_INPUT(IsFloat(t->dtype()), model.path, ": tensor '", name, "' has dtype ", DTypeName(t->dtype()),
+                     " (export --format hf writes float models)");
+    SLIM_CHECK_INPUT(t->shape() == shape, model.path, ": tensor '", name, "' has shape ", ShapeToString(t->shape()),
+                     " where config.json implies ", ShapeToString(shape),
+                     " (layers of different widths cannot be written as one config)");
+    tensors.push_back({name, *t});
+  }
+  const bool qwen2 = c.architecture == "Qwen2ForCausalLM";
+  json cfg = {{"architectures", {c.architecture}},
+              {"model_type", qwen2 ? "qwen2" : c.architecture == "MistralForCausalLM" ? "mistral" : "llama"},
+              {"hidden_size", c.hidden},
+              {"intermediate_size", c.intermediate},
+              {"num_hidden_layers", c.layers},
+              {"num_attention_heads", c.heads},
+              {"num_key_value_heads", c.kv_heads},
+              {"head_dim", c.head_dim},
+              {"vocab_size", c.vocab},
+              {"max_position_embeddings", c.max_positions},
+              {"rms_norm_eps", c.rms_norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"rope_scaling", nullptr},
+              {"hidden_act", "silu"},
+              {"tie_word_embeddings", c.tie_embeddings},
+              {"torch_dtype", DTypeName(g.FindInitializer("model.embed_tokens.weight")->dtype())}};
+  if (!qwen2) {
+    cfg["attention_bias"] = c.qkv_bias;
+    cfg["mlp_bias"] = c.mlp_bias;
+  }
+  if (c.sliding_window > 0) cfg["sliding_window"] = c.sliding_window;
+  if (model.decoder && model.decoder->bos_token_id >= 0) cfg["bos_token_id"] = model.decoder->bos_token_id;
+  if (model.decoder && model.decoder->eos_token_id >= 0) cfg["eos_token_id"] = model.decoder->eos_token_id;
+  if (!IsDir(dir)) {
+    SLIM_CHECK_INPUT(::mkdir(dir.c_str(), 0777) == 0, dir, ": cannot create the directory: ", std::strerror(errno));
+  }
+  // The weights first: a config.json beside no weights is never left.
+  SLIM_RETURN_IF_ERROR(CheckOutputPath(dir + "/model.safetensors", inputs));
+  SLIM_RETURN_IF_ERROR(CheckOutputPath(dir + "/config.json", inputs));
+  SLIM_RETURN_IF_ERROR(WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}));
+  return WriteFileAtomic(dir + "/config.json", cfg.dump(2) + "\n", inputs);
 }
 
 }  // namespace slim

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "libcompress/common/status.h"
 #include "libcompress/io/model.h"
@@ -35,5 +36,15 @@
 namespace slim {
 
 Expected<Model> ReadHuggingFace(const std::string& path);
+
+// Writes a float model that came from this reader (its hf.* metadata, after
+// any structured pruning updated it) back as DIR/config.json +
+// DIR/model.safetensors, tensors in their own dtype, so any framework can
+// fine-tune it. Every tensor the config implies must be a float initializer
+// of the implied shape: a quantized tensor, or FFN widths or head counts
+// that differ between layers (which config.json cannot express), is
+// kInvalidInput naming the tensor. DIR is created if missing; files are
+// written atomically and never over `inputs`.
+Status WriteHuggingFace(const Model& model, const std::string& dir, const std::vector<std::string>& inputs);
 
 }  // namespace slim

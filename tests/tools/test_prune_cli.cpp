@@ -53,3 +53,44 @@ TEST_CASE("compile --preset prune24-int4: report sparsity, identical bytes at 1 
   CHECK(info["sparsity"]["zero_fraction"].get<double>() >= 0.45);
   CHECK(info["sparsity"]["zero_fraction"].get<double>() <= 0.5);
 }
+
+TEST_CASE("export --format hf writes a structurally pruned model back as config.json + safetensors", "[cli][export]") {
+  const TempDir dir("export_hf");
+  const std::string kjv = kModels + "kjv-byte";
+  const std::string recipe = dir / "r.json";
+  std::ofstream(recipe) << R"({"passes": [{"pass": "prune_structured", "options": {"ffn_ratio": 0.25, "head_ratio": 0.5}}]})";
+  REQUIRE(Slimpack("compile " + kjv + " -o " + (dir / "p.slim") + " --recipe " + recipe + " --calib " + kjv +
+                   "/calib_tokens.json --calib-skip 64 --quiet").code == 0);
+  const std::string hf = dir / "hf";
+  const Result r = Slimpack("export " + (dir / "p.slim") + " --format hf -o " + hf);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::ifstream in(hf + "/config.json");
+  const auto cfg = nlohmann::json::parse(in);
+  CHECK(cfg["intermediate_size"] == 288);
+  CHECK(cfg["num_attention_heads"] == 2);
+  CHECK(cfg["num_key_value_heads"] == 2);
+  CHECK(cfg["architectures"][0] == "LlamaForCausalLM");
+  // Read back by the Hugging Face reader, it computes what the packed file does.
+  auto v = SlimpackJson("verify " + hf + " --reference " + (dir / "p.slim") + " --data " + kjv +
+                        "/calib_tokens.json --limit 4 --quiet");
+  CHECK(v["accuracy"]["kl_mean"].get<double>() < 1e-9);
+  CHECK(v["accuracy"]["top1_agreement"].get<double>() == 1.0);
+  // Quantized weights, or a source that is not a Hugging Face directory: exit 2, nothing written.
+  REQUIRE(Slimpack("compile " + kjv + " -o " + (dir / "q.slim") + " --preset int8 --quiet").code == 0);
+  const Result q = Slimpack("export " + (dir / "q.slim") + " --format hf -o " + (dir / "hfq"));
+  CHECK(q.code == 2);
+  CHECK_THAT(q.out, Catch::Contains("float models"));
+  CHECK(!std::filesystem::exists(dir / "hfq/model.safetensors"));
+  const Result o = Slimpack("export " + kjv + "/model.onnx --format hf -o " + (dir / "hfo"));
+  CHECK(o.code == 2);
+  CHECK_THAT(o.out, Catch::Contains("Hugging Face"));
+  // The source directory itself is refused (its files are the inputs), on
+  // a copy so that a failure cannot touch the bundled model.
+  const std::string copy = dir / "src";
+  std::filesystem::create_directory(copy);
+  for (const char* f : {"config.json", "model.safetensors"}) std::filesystem::copy_file(kjv + "/" + f, copy + "/" + f);
+  const std::string before = ReadFile(copy + "/model.safetensors");
+  CHECK(Slimpack("export " + copy + " --format hf -o " + copy).code == 2);
+  CHECK((ReadFile(copy + "/model.safetensors") == before));
+}
