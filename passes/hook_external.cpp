@@ -88,6 +88,7 @@ class HookExternalPass final : public Pass {
     DistillContents contents =
         StudentOf(graph, StrCat("recipe step ", ctx.pass_index + 1, " of ", ctx.pass_count, " (", ctx.pass_name, ")"),
                   "automatic: the hook_external step re-imports student.safetensors when the command exits 0");
+    if (ctx.teacher_signals) contents.teacher = *ctx.teacher_signals;
     report.counters["exported"] = static_cast<int64_t>(contents.student.size());
     report.counters["masked"] = static_cast<int64_t>(contents.masks.size());
     report.counters["frozen"] = static_cast<int64_t>(contents.frozen.size());
@@ -112,6 +113,7 @@ class HookExternalPass final : public Pass {
           {"SLIMPACK_STUDENT", dir + "/student.safetensors"},
           {"SLIMPACK_MASKS", dir + "/masks.safetensors"},
           {"SLIMPACK_MANIFEST", dir + "/manifest.json"}};
+      if (!contents.teacher.empty()) env.push_back({"SLIMPACK_TEACHER", dir + "/teacher.safetensors"});
       SLIM_ASSIGN_OR_RETURN(int code, RunCommand(command, env, static_cast<double>(ctx.options.GetInt("timeout_s"))));
       SLIM_CHECK_INPUT(code == 0, "hook command '", command[0], "' exited with status ", code);
       SLIM_ASSIGN_OR_RETURN(auto student, ReadDistillStudent(dir, contents));

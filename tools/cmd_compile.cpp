@@ -13,6 +13,7 @@
 
 #include "calib_data/token_dataset.h"
 #include "libcompress/eval/calibration.h"
+#include "libcompress/eval/distill_signals.h"
 #include "libcompress/common/sha256.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/packed_format.h"
@@ -27,7 +28,7 @@ namespace {
 struct CompileOptions {
   std::string model, out, preset, recipe, calib, target = "generic", report, json, export_distill, import_distill;
   int threads = DefaultThreads();
-  size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256;
+  size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256, distill_topk = 16;
   bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
@@ -134,7 +135,15 @@ int RunCompile(const CompileOptions& opt) {
     }
     calib = std::move(*data);
   }
+  // Teacher signals for an external fine-tuner: computed when the recipe
+  // hands the student out (hook_external) or --export-distill asks, from
+  // token calibration data.
+  const bool wants_teacher =
+      !opt.export_distill.empty() || std::any_of(recipe.passes.begin(), recipe.passes.end(),
+                                                 [](const PassStep& p) { return p.pass == "hook_external"; });
+  std::vector<std::pair<std::string, Tensor>> teacher;
   PipelineOptions popt;
+  popt.teacher_signals = &teacher;
   popt.strict = opt.strict;
   popt.allow_requantize = opt.allow_requantize;
   popt.dry_run = opt.dry_run;
@@ -234,6 +243,17 @@ int RunCompile(const CompileOptions& opt) {
                activations->values.size(), " matmul inputs, ", secs));
   }
 
+  if (wants_teacher && calib && !opt.dry_run) {
+    RuntimeOptions ropt;
+    ropt.threads = opt.threads;
+    auto t = TeacherTopK(*model, *calib, opt.calib_skip, opt.calib_sequences, opt.distill_topk, ropt);
+    if (!t.ok()) return ReportError(t.status());
+    teacher = std::move(*t);
+    log(StrCat("compile: teacher signals: top-", opt.distill_topk, " logits at ", teacher[0].second.numel(),
+               " calibration positions"));
+  } else if (wants_teacher && !opt.dry_run) {
+    log("compile: no token calibration data (--calib): the distillation directory has no teacher signals");
+  }
   auto report = manager->Run(model->graph, activations ? &*activations : nullptr);
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
@@ -250,10 +270,11 @@ int RunCompile(const CompileOptions& opt) {
     log(StrCat("compile: imported ", expected.student.size(), " tensors from ", opt.import_distill));
   }
   if (!opt.export_distill.empty() && !opt.dry_run) {
-    const DistillContents contents = StudentOf(
+    DistillContents contents = StudentOf(
         model->graph, "slimpack compile --export-distill (after the last recipe step)",
         StrCat("slimpack compile ", opt.model, " --import-distill ", opt.export_distill,
                " -o OUT with the same recipe, calibration and target options"));
+    contents.teacher = teacher;
     Status st = WriteDistillDir(opt.export_distill, contents);
     if (!st.ok()) return ReportError(st);
     log(StrCat("compile: wrote ", opt.export_distill, " (", contents.student.size(), " tensors, ",
@@ -357,6 +378,10 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--export-distill", opt->export_distill,
                   "Also write the result's float weights, masks and a manifest into DIR (new or empty) for an\n"
                   "external fine-tuner (docs/DISTILL.md); a hook_external recipe step does it mid-recipe");
+  sub->add_option("--distill-topk", opt->distill_topk,
+                  "Teacher logits kept per calibration position in the distillation directory")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--import-distill", opt->import_distill,
                   "Replace the result's float weights by DIR's (a fine-tuned --export-distill directory of the\n"
                   "same compile), validated: same names and shapes, finite, pruned weights still 0");

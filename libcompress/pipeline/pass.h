@@ -222,6 +222,9 @@ struct PassContext {
   // The graph as it was before the first pass of the pipeline: the teacher
   // whose outputs reconstruction matches. nullptr when a pass runs alone.
   const Graph* source = nullptr;
+  // The teacher's signals on the calibration data (top-k logits), for a
+  // hook that hands them to an external fine-tuner; nullptr when not given.
+  const std::vector<std::pair<std::string, Tensor>>* teacher_signals = nullptr;
   ProgressFn progress;  // may be empty; called from one thread at a time
   LogFn log;            // may be empty
 

@@ -204,6 +204,7 @@ Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* a
     ctx.target = options_.target ? &*options_.target : nullptr;
     ctx.activations = activations;
     ctx.source = &graph;  // unchanged until every pass succeeded
+    ctx.teacher_signals = options_.teacher_signals;
     ctx.log = [&](const std::string& line) { log(ctx.pass_name + ": " + line); };
     auto r = step.pass->Run(work, ctx);
     if (!r.ok()) return r.status();

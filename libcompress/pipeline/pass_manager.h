@@ -27,6 +27,9 @@ struct PipelineOptions {
   std::optional<TargetProfile> target;
   ProgressFn progress;
   LogFn log;
+  // The teacher's signals on the calibration data (eval/distill_signals.h),
+  // handed to hook_external steps; nullptr when not computed.
+  const std::vector<std::pair<std::string, Tensor>>* teacher_signals = nullptr;
 };
 
 // Weight tensors of a graph: float or packed initializers and Constant

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -133,4 +134,36 @@ TEST_CASE("compile --export-distill writes the directory; --import-distill takes
   CHECK(r.code == 2);
   CHECK_THAT(r.out, Catch::Contains("q_proj"));
   CHECK(!std::filesystem::exists(dir / "bad.slim"));
+}
+
+TEST_CASE("the distillation directory carries the teacher's top-k logits on the calibration sequences", "[cli][distill]") {
+  const TempDir dir("distill_teacher");
+  const std::string recipe = dir / "p.json";
+  std::ofstream(recipe) << R"({"passes": [{"pass": "prune", "options": {"method": "magnitude", "sparsity": 0.5}}]})";
+  const std::string d = dir / "exchange";
+  REQUIRE(Slimpack("compile " + kKjv + " -o " + (dir / "a.slim") + " --recipe " + recipe + " --export-distill " + d +
+                   " --calib " + kKjv + "/calib_tokens.json --calib-skip 64 --calib-sequences 4 --distill-topk 8 --quiet")
+              .code == 0);
+  auto teacher = slim::ReadSafetensors(d + "/teacher.safetensors");
+  INFO(teacher.status().message());
+  REQUIRE(teacher.ok());
+  std::map<std::string, slim::Tensor> t(teacher->begin(), teacher->end());
+  REQUIRE(t.count("topk_logits"));
+  const int64_t tokens = t.at("token_ids").numel();
+  CHECK(t.at("sequence_offsets").numel() == 5);
+  CHECK(t.at("sequence_offsets").IntAt(4) == tokens);
+  CHECK(t.at("topk_logits").shape() == std::vector<int64_t>{tokens, 8});
+  CHECK(t.at("topk_ids").shape() == std::vector<int64_t>{tokens, 8});
+  // Descending at every position, ids inside the vocabulary.
+  const std::vector<float> v = t.at("topk_logits").ToFloatVector();
+  const std::vector<int64_t> ids = t.at("topk_ids").ToInt64Vector();
+  bool sorted = true, in_vocab = true;
+  for (int64_t i = 0; i < tokens; ++i) {
+    for (int64_t j = 1; j < 8; ++j) sorted &= v[static_cast<size_t>(i * 8 + j - 1)] >= v[static_cast<size_t>(i * 8 + j)];
+  }
+  for (int64_t id : ids) in_vocab &= id >= 0 && id < 264;
+  CHECK(sorted);
+  CHECK(in_vocab);
+  std::ifstream mf(d + "/manifest.json");
+  CHECK(nlohmann::json::parse(mf)["files"]["teacher.safetensors"]["tensors"] == 4);
 }
