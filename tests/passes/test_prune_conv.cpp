@@ -218,3 +218,71 @@ TEST_CASE("calibration of Conv inputs: patch statistics; the Gram matrix from ev
 }
 
 }  // namespace slim
+
+namespace slim {
+
+TEST_CASE("prune_structured conv_ratio on a ResNet-style graph and a MobileNetV2-style block", "[passes][conv]") {
+  test::Builder b;
+  b.g.opset_imports[""] = 17;
+  b.g.inputs.push_back({"x", DType::kFloat32, Shape{Dim("n"), Dim(3), Dim(32), Dim(32)}});
+  // Stem: Conv 3->32 (no bias) - BN - Relu - MaxPool.
+  const std::string stem_w = b.Init("stem.w", b.Random({32, 3, 3, 3}, 0.2f));
+  std::string h = b.Op("Conv", "stem", {"x", stem_w}, {{"pads", Attribute::Ints({1, 1, 1, 1})}});
+  h = b.Op("Relu", "stem.relu", {b.Bn("stem.bn", h, 32)});
+  h = b.Op("MaxPool", "pool", {h}, {{"kernel_shape", Attribute::Ints({2, 2})}, {"strides", Attribute::Ints({2, 2})}});
+  // Two residual blocks: the inner channels (conv a) are prunable, the
+  // block outputs meet the skip connection in an Add.
+  for (int k = 0; k < 2; ++k) {
+    const std::string p = "block" + std::to_string(k);
+    std::string r = b.Op("Relu", p + ".relu_a", {b.Bn(p + ".bn_a", b.Conv(p + ".a", h, 32, 32, 3), 32)});
+    r = b.Bn(p + ".bn_b", b.Conv(p + ".b", r, 32, 32, 3), 32);
+    h = b.Op("Relu", p + ".out", {b.Op("Add", p + ".add", {r, h})});
+  }
+  // A MobileNetV2 inverted residual without the skip: 1x1 expand (64),
+  // Clip(0, 6), depthwise 3x3, Clip, 1x1 project (32).
+  const std::string lo = b.Init("c0", Tensor::FromVector(DType::kFloat32, {}, std::vector<float>{0.0f}));
+  const std::string hi = b.Init("c6", Tensor::FromVector(DType::kFloat32, {}, std::vector<float>{6.0f}));
+  h = b.Op("Clip", "mb.clip1", {b.Conv("mb.expand", h, 64, 32, 1), lo, hi});
+  h = b.Op("Clip", "mb.clip2", {b.Conv("mb.dw", h, 64, 64, 3, 64), lo, hi});
+  h = b.Conv("mb.project", h, 32, 64, 1);
+  h = b.Op("Flatten", "flatten", {b.Op("GlobalAveragePool", "gap", {h})});
+  const std::string fc = b.Init("fc.w", b.Random({10, 32}, 0.3f));
+  b.g.nodes.push_back(Node{"fc", "Gemm", "", {h, fc}, {"y"}, {{"transB", Attribute::Int(1)}}});
+  b.g.outputs.push_back({"y", DType::kFloat32, Shape{Dim("n"), Dim(10)}});
+  const Graph source = b.g;
+
+  std::mt19937 rng(9);
+  std::vector<Feeds> calib;
+  for (int s = 0; s < 4; ++s) calib.push_back({{"x", b.Random({4, 3, 32, 32}, 1.0f)}});
+  Model m;
+  m.graph = source;
+  CalibrationOptions copt;
+  copt.max_sequences = 0;
+  copt.gram = true;
+  auto stats = CollectActivationStats(m, calib, "feeds", copt);
+  REQUIRE(stats.ok());
+  Graph g = source;
+  auto r = Prune(g, R"({"conv_ratio": 0.25})", &*stats);
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  // Pruned: each block's inner conv a (32 -> 24, conv b reads 24), the
+  // expand conv through the depthwise one (64 -> 48), and the project conv
+  // through the pool into the Gemm (32 -> 24). Kept: the stem and each
+  // block's conv b, whose channels meet the skip connection.
+  CHECK(r->passes[0].counters.at("conv_groups") == 4);
+  CHECK(g.FindInitializer("stem.w")->shape() == std::vector<int64_t>{32, 3, 3, 3});
+  for (const char* blk : {"block0", "block1"}) {
+    CHECK(g.FindInitializer(std::string(blk) + ".a.w")->shape() == std::vector<int64_t>{24, 32, 3, 3});
+    CHECK(g.FindInitializer(std::string(blk) + ".b.w")->shape() == std::vector<int64_t>{32, 24, 3, 3});
+  }
+  CHECK(g.FindInitializer("mb.expand.w")->shape() == std::vector<int64_t>{48, 32, 1, 1});
+  CHECK(g.FindInitializer("mb.dw.w")->shape() == std::vector<int64_t>{48, 1, 3, 3});
+  CHECK(g.FindInitializer("mb.project.w")->shape() == std::vector<int64_t>{24, 48, 1, 1});
+  CHECK(g.FindInitializer("fc.w")->shape() == std::vector<int64_t>{10, 24});
+  const Feeds f{{"x", b.Random({2, 3, 32, 32}, 1.0f)}};
+  const double err = RelError(Run(source, f), Run(g, f));
+  WARN("ResNet/MobileNet-style graph, 25% of prunable channels, refit: relative output error " << err);
+  CHECK(err < 0.5);
+}
+
+}  // namespace slim
