@@ -140,7 +140,7 @@ class Finder {
     const Node* found = nullptr;
     for (int ci : it->second) {
       const Node& n = g_.nodes[static_cast<size_t>(ci)];
-      if (n.op_type != op) continue;
+      if (n.op_type != op || n.outputs.empty() || n.outputs[0].empty()) continue;
       if (found) return nullptr;
       found = &n;
     }

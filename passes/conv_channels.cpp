@@ -80,6 +80,10 @@ class Tracer {
     grp.weight = pn.Input(1);
     const Tensor* w = g_.FindInitializer(grp.weight);
     if (!w || !IsFloat(w->dtype()) || w->rank() < 3) return "its weight is not a float initializer";
+    for (size_t a = 0; a < w->rank(); ++a) {
+      if (w->dim(a) <= 0) return StrCat("its weight has shape ", ShapeToString(w->shape()));
+    }
+    if (pn.outputs.empty() || pn.outputs[0].empty()) return "it has no output";
     if (pn.GetInt("group", 1) != 1) return "a grouped Conv (its output channels are tied to its input groups)";
     if (!SingleUse(grp.weight)) return StrCat("weight '", grp.weight, "' is shared");
     grp.channels = static_cast<size_t>(w->dim(0));
@@ -120,6 +124,7 @@ class Tracer {
         const Node& n = g_.nodes[static_cast<size_t>(ci)];
         const std::string& op = n.op_type;
         if (!IsOnnxNode(n)) return fail(StrCat("value '", v, "' is read by ", n.Describe()));
+        if (n.outputs.empty() || n.outputs[0].empty()) return fail(StrCat(n.Describe(), " has no output"));
         if (op == "Conv") {
           if (n.Input(0) != v || srank == 0) return fail(StrCat(n.Describe(), " reads '", v, "' as a weight"));
           const std::string& cw = n.Input(1);
@@ -129,6 +134,12 @@ class Tracer {
           }
           const int64_t cg = n.GetInt("group", 1);
           const int64_t c = static_cast<int64_t>(grp.channels);
+          bool positive = t->rank() == srank + 2;
+          for (size_t a = 0; positive && a < t->rank(); ++a) positive = t->dim(a) > 0;
+          if (!positive || cg <= 0 || c % cg != 0 || t->dim(1) * cg != c || t->dim(0) % cg != 0) {
+            return fail(StrCat(n.Describe(), ": weight ", ShapeToString(t->shape()), " with group ", cg,
+                               " does not read ", c, " channels"));
+          }
           if (cg == 1) {
             grp.convs.push_back({ci, cw, 1});
           } else if (cg == c && t->dim(0) == c && t->dim(1) == 1) {
@@ -138,12 +149,10 @@ class Tracer {
             grp.per_channel.push_back(cw);
             if (!d.bias.empty()) grp.per_channel.push_back(d.bias);
             stack.push_back({n.outputs[0], srank});
-          } else if (c % cg == 0) {
+          } else {
             if (grp.quantum != 1 && grp.quantum != cg) return "grouped consumers with different group counts";
             grp.quantum = cg;
             grp.convs.push_back({ci, cw, cg});
-          } else {
-            return fail(StrCat(n.Describe(), " has group ", cg, " that does not divide ", c));
           }
         } else if (op == "BatchNormalization" || op == "InstanceNormalization") {
           const size_t params = op == "BatchNormalization" ? 4 : 2;

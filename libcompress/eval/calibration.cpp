@@ -130,6 +130,11 @@ class Collector {
       c.weight = n.Input(1);
       c.kernel.assign(w->shape().begin() + 2, w->shape().end());
       c.group = n.GetInt("group", 1);
+      // A Conv the operator itself would refuse gets no statistics (the run
+      // reports it); nothing here may divide by its group or kernel.
+      bool valid = c.group > 0 && w->dim(1) > 0;
+      for (int64_t k : c.kernel) valid = valid && k > 0;
+      if (!valid) continue;
       std::vector<ConvReader>& list = conv_readers_[n.Input(0)];
       if (list.empty() && !matmul_values_.count(n.Input(0))) observer_.values.push_back(n.Input(0));
       list.push_back(std::move(c));

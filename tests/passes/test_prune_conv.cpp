@@ -286,3 +286,37 @@ TEST_CASE("prune_structured conv_ratio on a ResNet-style graph and a MobileNetV2
 }
 
 }  // namespace slim
+
+namespace slim {
+
+TEST_CASE("prune_structured conv_ratio on hostile Conv attributes and weights: an error or the group left alone, "
+          "never a crash", "[passes][conv]") {
+  const Graph source = test::MakeCnn();
+  const std::vector<std::function<void(Graph&)>> mutations = {
+      [](Graph& g) { g.nodes[3].attrs["group"] = Attribute::Int(0); },   // conv2
+      [](Graph& g) { g.nodes[3].attrs["group"] = Attribute::Int(-4); },
+      [](Graph& g) { g.nodes[3].attrs["group"] = Attribute::Int(5); },
+      [](Graph& g) { g.nodes[0].attrs["group"] = Attribute::Int(0); },   // conv1
+      [](Graph& g) { *g.MutableInitializer("conv2.w") = Tensor(DType::kFloat32, {32, 288}); },
+      [](Graph& g) { *g.MutableInitializer("conv2.w") = Tensor(DType::kFloat32, {32, 0, 3, 3}); },
+      [](Graph& g) { *g.MutableInitializer("conv1.b") = Tensor(DType::kFloat32, {7}); },
+      [](Graph& g) { *g.MutableInitializer("bn1.scale") = Tensor(DType::kFloat32, {1, 32}); },
+      [](Graph& g) { *g.MutableInitializer("fc.w") = Tensor(DType::kFloat32, {10, 31}); },
+  };
+  for (size_t i = 0; i < mutations.size(); ++i) {
+    INFO("mutation " << i);
+    Graph g = source;
+    REQUIRE(g.nodes[3].op_type == "Conv");
+    mutations[i](g);
+    std::vector<Feeds> feeds = {{{"x", test::Images(*std::make_unique<std::mt19937>(1), 2)}}};
+    Model m;
+    m.graph = g;
+    CalibrationOptions opt;
+    opt.gram = true;
+    auto stats = CollectActivationStats(m, feeds, "feeds", opt);  // may fail: the op refuses
+    auto r = Prune(g, R"({"conv_ratio": 0.25})", stats.ok() ? &*stats : nullptr);
+    if (!r.ok()) CHECK(r.status().code() != StatusCode::kInternal);
+  }
+}
+
+}  // namespace slim
