@@ -185,13 +185,14 @@ class PruneStructuredPass final : public Pass {
             EnumOption("scope", "layer", {"layer", "global"},
                        "layer: every FFN loses ffn_ratio; global: one threshold over all FFNs' scores"),
             StringOption("protect", "",
-                         "regular expression: FFNs any of whose weights match are left alone (\"\" = none)"),
+                         "regular expression: FFNs, attention (all layers) and Conv groups any of whose weights match are "
+                         "left alone (\"\" = none)"),
             IntOption("multiple", 8, 1, 4096, "kept neurons per FFN rounded to a multiple of this (SIMD / groups)"),
             BoolOption("reconstruct", true,
                        "refit the consumer (down projection) on the kept neurons by ridge least squares when "
                        "calibration data is given"),
             FloatOption("damp", 0.01, 1e-6, 10.0, "ridge term of the refit, relative to the mean Hessian diagonal"),
-            IntOption("kv_groups", 0, 0, 1 << 20,
+            IntOption("kv_groups", 0, 0, 1024,
                       "KV heads removed per attention layer, each with the query heads that read it (GQA)"),
             FloatOption("head_ratio", 0.0, 0.0, 0.95,
                         "fraction of query heads removed inside each KV group (the same count in every group)"),
