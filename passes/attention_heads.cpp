@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <regex>
 #include <set>
+#include <unordered_map>
 
 #include "libcompress/io/model.h"
 #include "libcompress/numerics/prune.h"
@@ -28,14 +28,7 @@ struct Attention {
 class Finder {
  public:
   Finder(const Graph& g, const GraphIndex& ix, const std::vector<WeightCandidate>& cands)
-      : g_(g), ix_(ix), cands_(cands) {
-    for (size_t i = 0; i < cands.size(); ++i) {
-      const WeightCandidate& c = cands[i];
-      if (!c.IsFloatMatrix() || !c.problem.empty() || c.uses.size() != 1 || c.role != "linear") continue;
-      const Node& n = g.nodes[static_cast<size_t>(c.uses[0].node)];
-      if (!n.outputs.empty()) linear_by_output_[n.outputs[0]] = i;
-    }
-  }
+      : g_(g), ix_(ix), cands_(cands), linear_by_output_(LinearOutputs(g, cands)) {}
 
   // Layer l's attention, or why it is not recognised ("" and *out filled).
   std::string Find(int64_t l, Attention* out) const {
@@ -178,7 +171,7 @@ class Finder {
         const Node* r = ProducerOf(n->Input(0));
         if (!r || r->op_type != "Reshape") continue;
         auto lin = linear_by_output_.find(r->Input(0));
-        if (lin != linear_by_output_.end()) {
+        if (lin != linear_by_output_.end() && cands_[lin->second].role == "linear") {
           found.insert({lin->second, static_cast<int>(r - g_.nodes.data())});
         }
         continue;
@@ -199,7 +192,7 @@ class Finder {
   const Graph& g_;
   const GraphIndex& ix_;
   const std::vector<WeightCandidate>& cands_;
-  std::map<std::string, size_t> linear_by_output_;
+  const std::unordered_map<std::string, size_t> linear_by_output_;
 };
 
 // Rows `rows` of an [N, K] matrix, or columns when !by_rows.
@@ -278,17 +271,6 @@ Status PruneAttentionHeads(Graph& g, const PassContext& ctx, const HeadPruneOpti
     report->tensors.push_back(KeptRow(c));
     return report->tensors.back();
   };
-  auto shrink_mask = [&](const WeightCandidate& c, const std::vector<size_t>& idx, bool by_rows) {
-    auto m = g.weight_masks.find(c.name);
-    if (m == g.weight_masks.end()) return;
-    const Tensor& keep = m->second.keep;
-    const size_t n = static_cast<size_t>(keep.dim(0)), k = static_cast<size_t>(keep.dim(1));
-    std::vector<float> as_float(keep.data<uint8_t>(), keep.data<uint8_t>() + n * k);
-    const std::vector<float> sel = Select(as_float, n, k, idx, by_rows);
-    std::vector<uint8_t> bytes(sel.begin(), sel.end());
-    const int64_t rows = by_rows ? static_cast<int64_t>(idx.size()) : static_cast<int64_t>(n);
-    m->second.keep = Tensor::FromVector(DType::kUInt8, {rows, static_cast<int64_t>(bytes.size()) / rows}, bytes);
-  };
   int64_t refitted = 0;
   for (const Attention& a : layers) {
     const WeightCandidate &cq = cands[a.q], &ck = cands[a.k], &cv = cands[a.v], &co = cands[a.o];
@@ -366,7 +348,7 @@ Status PruneAttentionHeads(Graph& g, const PassContext& ctx, const HeadPruneOpti
       r.bytes_after = t.nbytes();
       if (ctx.dry_run) continue;
       SetWeight(g, *cand, std::move(t));
-      shrink_mask(*cand, *rows, true);
+      ShrinkMask(g, cand->name, *rows, true);
       if (!bias.empty()) {
         const Tensor& b = *g.FindInitializer(bias);
         const std::vector<float> bv = b.ToFloatVector();
@@ -399,7 +381,7 @@ Status PruneAttentionHeads(Graph& g, const PassContext& ctx, const HeadPruneOpti
     r.bytes_after = t.nbytes();
     if (!ctx.dry_run) {
       SetWeight(g, co, std::move(t));
-      shrink_mask(co, q_rows, false);
+      ShrinkMask(g, co.name, q_rows, false);
     }
   }
   report->counters["attention_layers"] = static_cast<int64_t>(layers.size());

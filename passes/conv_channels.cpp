@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <numeric>
 #include <set>
@@ -288,28 +287,12 @@ class Tracer {
   std::set<std::string> outputs_;
 };
 
-// `t` with its axis of size `c` (the channel axis) reduced to `keep`;
-// `axis` < 0: the first axis of size c.
-Tensor SelectChannelAxis(const Tensor& t, size_t c, const std::vector<size_t>& keep, int axis) {
-  std::vector<int64_t> shape = t.shape();
-  size_t ax = axis < 0 ? 0 : static_cast<size_t>(axis);
-  if (axis < 0) {
-    while (ax + 1 < shape.size() && shape[ax] != static_cast<int64_t>(c)) ++ax;
-  }
-  size_t outer = 1, inner = 1;
-  for (size_t a = 0; a < ax; ++a) outer *= static_cast<size_t>(shape[a]);
-  for (size_t a = ax + 1; a < shape.size(); ++a) inner *= static_cast<size_t>(shape[a]);
-  shape[ax] = static_cast<int64_t>(keep.size());
-  Tensor out(t.dtype(), shape);
-  const size_t es = DTypeSize(t.dtype());
-  const auto* src = static_cast<const uint8_t*>(t.raw());
-  auto* dst = static_cast<uint8_t*>(out.MutableRaw());
-  for (size_t o = 0; o < outer; ++o) {
-    for (size_t j = 0; j < keep.size(); ++j) {
-      std::memcpy(dst + (o * keep.size() + j) * inner * es, src + (o * c + keep[j]) * inner * es, inner * es);
-    }
-  }
-  return out;
+// `t` with its first axis of size `c` (the channel axis: axis 0 of [C],
+// [C, 1, ...] and depthwise filters, axis 1 of [1, C, 1, 1]) reduced to `keep`.
+Tensor SelectChannels(const Tensor& t, size_t c, const std::vector<size_t>& keep) {
+  size_t axis = 0;
+  while (axis + 1 < t.rank() && t.dim(axis) != static_cast<int64_t>(c)) ++axis;
+  return SelectAlongAxis(t, axis, keep);
 }
 
 // Columns of a channel-major input space (c * per + i) that the kept
@@ -471,19 +454,17 @@ Status PruneConvChannels(Graph& g, const PassContext& ctx, const ConvPruneOption
     removed += static_cast<int64_t>(C - C2);
 
     // Producer filters and every per-channel parameter.
-    auto select = [&](const std::string& name, int axis) {
+    auto select = [&](const std::string& name) {
       const Tensor& t = *g.FindInitializer(name);
       TensorReport& r = row(name, t);
-      Tensor nt = SelectChannelAxis(t, C, kept, axis);
+      Tensor nt = SelectChannels(t, C, kept);
       r.bytes_after = nt.nbytes();
       r.requested = r.actual = StrCat("channels-", C2);
       r.reason = what;
       if (!ctx.dry_run) *g.MutableInitializer(name) = std::move(nt);
     };
-    select(grp.weight, 0);
-    // Depthwise filters [C, 1, ...] and [C] vectors: axis 0; broadcast
-    // constants [1, C, 1, 1]: their axis of size C.
-    for (const std::string& name : grp.per_channel) select(name, -1);
+    select(grp.weight);
+    for (const std::string& name : grp.per_channel) select(name);
     for (const Depthwise& d : grp.depthwise) {
       if (!ctx.dry_run) g.nodes[static_cast<size_t>(d.node)].attrs["group"] = Attribute::Int(static_cast<int64_t>(C2));
     }
@@ -568,16 +549,7 @@ Status PruneConvChannels(Graph& g, const PassContext& ctx, const ConvPruneOption
       r.reason = StrCat(what, refit ? ", refitted by least squares" : "");
       if (!ctx.dry_run) {
         SetWeight(g, c, std::move(nt));
-        auto mask = g.weight_masks.find(c.name);
-        if (mask != g.weight_masks.end()) {
-          const uint8_t* src = mask->second.keep.data<uint8_t>();
-          std::vector<uint8_t> kept_mask(c.n * cols.size());
-          for (size_t o = 0; o < c.n; ++o) {
-            for (size_t j = 0; j < cols.size(); ++j) kept_mask[o * cols.size() + j] = src[o * c.k + cols[j]];
-          }
-          mask->second.keep = Tensor::FromVector(
-              DType::kUInt8, {static_cast<int64_t>(c.n), static_cast<int64_t>(cols.size())}, kept_mask);
-        }
+        ShrinkMask(g, c.name, cols, false);
       }
     }
   }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <regex>
 #include <set>
 #include <unordered_map>
@@ -52,16 +51,7 @@ struct Group {
 class Finder {
  public:
   Finder(const Graph& g, const GraphIndex& ix, const std::vector<WeightCandidate>& cands)
-      : g_(g), ix_(ix), cands_(cands) {
-    for (size_t i = 0; i < cands.size(); ++i) {
-      const WeightCandidate& c = cands[i];
-      if (!c.IsFloatMatrix() || !c.problem.empty() || c.uses.size() != 1) continue;
-      const WeightUse& u = c.uses[0];
-      if (u.kind != UseKind::kMatMulB && u.kind != UseKind::kGemmB) continue;
-      const Node& n = g.nodes[static_cast<size_t>(u.node)];
-      if (!n.outputs.empty()) linear_by_output_[n.outputs[0]] = i;
-    }
-  }
+      : g_(g), ix_(ix), cands_(cands), linear_by_output_(LinearOutputs(g, cands)) {}
 
   // The group whose consumer is candidate `d`, or why there is none.
   std::string Trace(size_t d, Group* out) const {
@@ -152,26 +142,8 @@ class Finder {
   const Graph& g_;
   const GraphIndex& ix_;
   const std::vector<WeightCandidate>& cands_;
-  std::unordered_map<std::string, size_t> linear_by_output_;
+  const std::unordered_map<std::string, size_t> linear_by_output_;
 };
-
-// Elements of `t` (last axis = channels) at the kept channels.
-Tensor SelectLastAxis(const Tensor& t, const std::vector<size_t>& keep) {
-  const size_t channels = static_cast<size_t>(t.dim(t.rank() - 1));
-  const size_t outer = static_cast<size_t>(t.numel()) / channels;
-  std::vector<int64_t> shape = t.shape();
-  shape.back() = static_cast<int64_t>(keep.size());
-  Tensor out(t.dtype(), shape);
-  const size_t es = DTypeSize(t.dtype());
-  const auto* src = static_cast<const uint8_t*>(t.raw());
-  auto* dst = static_cast<uint8_t*>(out.MutableRaw());
-  for (size_t o = 0; o < outer; ++o) {
-    for (size_t j = 0; j < keep.size(); ++j) {
-      std::memcpy(dst + (o * keep.size() + j) * es, src + (o * channels + keep[j]) * es, es);
-    }
-  }
-  return out;
-}
 
 class PruneStructuredPass final : public Pass {
  public:
@@ -363,9 +335,9 @@ class PruneStructuredPass final : public Pass {
         Tensor t = WeightFromRowsNK(d.tensor.dtype(), d.kn, d.n, I2, kept);
         r.bytes_after = t.nbytes();
         SetWeight(out, d, std::move(t));
-        for (const std::string& b : grp.biases) *out.MutableInitializer(b) = SelectLastAxis(*graph.FindInitializer(b), keep);
+        for (const std::string& b : grp.biases) *out.MutableInitializer(b) = LastAxis(*graph.FindInitializer(b), keep);
         for (const ChannelConst& c : grp.consts) {
-          *out.MutableInitializer(c.name) = SelectLastAxis(*graph.FindInitializer(c.name), keep);
+          *out.MutableInitializer(c.name) = LastAxis(*graph.FindInitializer(c.name), keep);
         }
         for (const std::string& v : grp.values) {
           auto vi = out.value_info.find(v);
@@ -402,6 +374,11 @@ class PruneStructuredPass final : public Pass {
       }
       report.tensors.push_back(std::move(rows[i]));
     }
+    auto validated = [&]() -> Status {
+      if (ctx.dry_run) return Status::Ok();
+      Status valid = graph.Validate();
+      return valid.ok() ? valid : Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
+    };
     if (ctx.options.GetInt("kv_groups") > 0 || ctx.options.GetFloat("head_ratio") > 0) {
       HeadPruneOptions hopt;
       hopt.kv_groups = ctx.options.GetInt("kv_groups");
@@ -410,10 +387,7 @@ class PruneStructuredPass final : public Pass {
       hopt.damp = ctx.options.GetFloat("damp");
       hopt.protect = protect_src;
       SLIM_RETURN_IF_ERROR(PruneAttentionHeads(graph, ctx, hopt, &report));
-      if (!ctx.dry_run) {
-        Status valid = graph.Validate();
-        if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
-      }
+      SLIM_RETURN_IF_ERROR(validated());
     }
     const double conv_ratio = ctx.options.GetFloat("conv_ratio");
     if (conv_ratio > 0 && std::any_of(graph.nodes.begin(), graph.nodes.end(),
@@ -425,10 +399,7 @@ class PruneStructuredPass final : public Pass {
       copt.damp = ctx.options.GetFloat("damp");
       copt.protect = protect_src;
       SLIM_RETURN_IF_ERROR(PruneConvChannels(graph, ctx, copt, &report));
-      if (!ctx.dry_run) {
-        Status valid = graph.Validate();
-        if (!valid.ok()) return Internal(ctx.pass_name, ": rewritten graph does not validate: ", valid.message());
-      }
+      SLIM_RETURN_IF_ERROR(validated());
     }
     for (const TensorReport& r : report.tensors) {
       before += r.bytes_before;
@@ -445,23 +416,9 @@ class PruneStructuredPass final : public Pass {
   }
 
  private:
-  // Keeps rows (producers) or columns (consumer) `keep` of a weight's mask.
-  static void ShrinkMask(Graph& g, const std::string& name, const std::vector<size_t>& keep, bool rows) {
-    auto it = g.weight_masks.find(name);
-    if (it == g.weight_masks.end()) return;
-    const Tensor& m = it->second.keep;
-    const size_t n = static_cast<size_t>(m.dim(0)), k = static_cast<size_t>(m.dim(1));
-    const uint8_t* src = m.data<uint8_t>();
-    std::vector<uint8_t> out;
-    if (rows) {
-      for (size_t j : keep) out.insert(out.end(), src + j * k, src + (j + 1) * k);
-      it->second.keep = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(keep.size()), static_cast<int64_t>(k)}, out);
-    } else {
-      for (size_t r = 0; r < n; ++r) {
-        for (size_t j : keep) out.push_back(src[r * k + j]);
-      }
-      it->second.keep = Tensor::FromVector(DType::kUInt8, {static_cast<int64_t>(n), static_cast<int64_t>(keep.size())}, out);
-    }
+  // Elements of `t` (last axis = channels) at the kept channels.
+  static Tensor LastAxis(const Tensor& t, const std::vector<size_t>& keep) {
+    return SelectAlongAxis(t, t.rank() - 1, keep);
   }
 };
 

@@ -2,6 +2,8 @@
 // weight_finder.h.
 #include "passes/weight_finder.h"
 
+#include <cstring>
+
 #include "libcompress/ir/shape_inference.h"
 
 #include <algorithm>
@@ -383,6 +385,43 @@ Tensor StoreAndMeasure(const WeightCandidate& c, const std::vector<float>& refer
                                                   static_cast<size_t>(stat->sample_rows));
   }
   return stored;
+}
+
+std::unordered_map<std::string, size_t> LinearOutputs(const Graph& g, const std::vector<WeightCandidate>& cands) {
+  std::unordered_map<std::string, size_t> out;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const WeightCandidate& c = cands[i];
+    if (!c.IsFloatMatrix() || !c.problem.empty() || c.uses.size() != 1) continue;
+    const WeightUse& u = c.uses[0];
+    if (u.kind != UseKind::kMatMulB && u.kind != UseKind::kGemmB) continue;
+    const Node& n = g.nodes[static_cast<size_t>(u.node)];
+    if (!n.outputs.empty()) out[n.outputs[0]] = i;
+  }
+  return out;
+}
+
+Tensor SelectAlongAxis(const Tensor& t, size_t axis, const std::vector<size_t>& keep) {
+  std::vector<int64_t> shape = t.shape();
+  const size_t c = static_cast<size_t>(shape[axis]);
+  size_t outer = 1, inner = 1;
+  for (size_t a = 0; a < axis; ++a) outer *= static_cast<size_t>(shape[a]);
+  for (size_t a = axis + 1; a < shape.size(); ++a) inner *= static_cast<size_t>(shape[a]);
+  shape[axis] = static_cast<int64_t>(keep.size());
+  Tensor out(t.dtype(), shape);
+  const size_t es = DTypeSize(t.dtype());
+  const auto* src = static_cast<const uint8_t*>(t.raw());
+  auto* dst = static_cast<uint8_t*>(out.MutableRaw());
+  for (size_t o = 0; o < outer; ++o) {
+    for (size_t j = 0; j < keep.size(); ++j) {
+      std::memcpy(dst + (o * keep.size() + j) * inner * es, src + (o * c + keep[j]) * inner * es, inner * es);
+    }
+  }
+  return out;
+}
+
+void ShrinkMask(Graph& g, const std::string& name, const std::vector<size_t>& keep, bool keep_rows) {
+  auto it = g.weight_masks.find(name);
+  if (it != g.weight_masks.end()) it->second.keep = SelectAlongAxis(it->second.keep, keep_rows ? 0 : 1, keep);
 }
 
 Status RefreshValueInfo(Graph& g) {

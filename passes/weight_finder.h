@@ -81,6 +81,18 @@ const ActivationStat* InputStats(const WeightCandidate& c, const ActivationStats
 // params, bytes, bits of its dtype, actual "keep"); passes fill in the rest.
 TensorReport KeptRow(const WeightCandidate& c);
 
+// Plain linear layers by output value: candidates that are single-use float
+// [N, K] matrices read as a MatMul/Gemm B input (no problem), keyed by the
+// output of the node that reads them (structured pruning's dataflow walks).
+std::unordered_map<std::string, size_t> LinearOutputs(const Graph& g, const std::vector<WeightCandidate>& cands);
+
+// `t` with only the indices `keep` along `axis` (bytes copied: any dtype).
+Tensor SelectAlongAxis(const Tensor& t, size_t axis, const std::vector<size_t>& keep);
+
+// Keeps rows (keep_rows) or columns `keep` of a weight's [N, K] mask, if it
+// has one.
+void ShrinkMask(Graph& g, const std::string& name, const std::vector<size_t>& keep, bool keep_rows);
+
 // After a rewrite changed shapes (structured pruning): re-derives, by shape
 // inference, the shapes of the value_info entries `g` already has, and adds
 // none (a file stores every entry). Fails when the graph no longer infers.

@@ -197,6 +197,12 @@ int RunCompile(const CompileOptions& opt) {
   double calib_seconds = 0;
   std::string calib_sha256 = calib ? calib->sha256 : "";
   if (have_calib && opt.dry_run) log("compile: dry run: calibration skipped (the plan does not depend on it)");
+  CalibrationOptions copt;
+  copt.first_sequence = opt.calib_skip;
+  copt.max_sequences = opt.calib_sequences;
+  copt.max_sample_rows = opt.calib_sample_rows;
+  copt.gram = manager->WantsHessians();
+  copt.runtime.threads = opt.threads;
   if (calib_sets && !opt.dry_run) {
     const auto tc = Clock::now();
     auto feeds = ReadTestDataSets(opt.calib, model->graph);
@@ -206,12 +212,6 @@ int RunCompile(const CompileOptions& opt) {
                                       opt.calib_skip, " leaves none"));
     }
     calib_sha256 = FeedsSha256(*feeds);
-    CalibrationOptions copt;
-    copt.first_sequence = opt.calib_skip;
-    copt.max_sequences = opt.calib_sequences;
-    copt.max_sample_rows = opt.calib_sample_rows;
-    copt.gram = manager->WantsHessians();
-    copt.runtime.threads = opt.threads;
     auto stats = CollectActivationStats(*model, *feeds, opt.calib, copt);
     if (!stats.ok()) return ReportError(stats.status());
     activations = std::move(*stats);
@@ -221,12 +221,6 @@ int RunCompile(const CompileOptions& opt) {
   }
   if (calib && !opt.dry_run) {
     const auto tc = Clock::now();
-    CalibrationOptions copt;
-    copt.first_sequence = opt.calib_skip;
-    copt.max_sequences = opt.calib_sequences;
-    copt.max_sample_rows = opt.calib_sample_rows;
-    copt.gram = manager->WantsHessians();
-    copt.runtime.threads = opt.threads;
     const size_t available = calib->sequences.size() - opt.calib_skip;
     Progress calib_bar("compile: calibration",
                        opt.calib_sequences == 0 ? available : std::min(available, opt.calib_sequences),
