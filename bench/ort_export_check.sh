@@ -45,11 +45,17 @@ echo "$kv1" >"$work/kv1.json"
 heads50='{"passes":[{"pass":"prune_structured","options":{"ffn_ratio":0,"head_ratio":0.5}}]}'
 echo "$heads50" >"$work/heads50.json"
 calib_stories="--calib $root/models/stories260k/calib_tokens.json --calib-skip 64"
+# 2:4 + int8 (q8_s24_row; prune50-int8 gives q8_bm_row): both export as dense
+# int8 DequantizeLinear.
+p24i8='{"passes":[{"pass":"prune","options":{"method":"sparsegpt","pattern":"2:4"}},{"pass":"quantize_int8","options":{"gptq":true}}]}'
+echo "$p24i8" >"$work/p24i8.json"
 
 # name model compile-args export-args
 configs=(
   "kjv-ffn25|kjv-byte|--recipe $work/ffn25.json $calib_kjv|"
   "kjv-prune24-int4|kjv-byte|--preset prune24-int4 $calib_kjv|"
+  "kjv-prune50-int8|kjv-byte|--preset prune50-int8 $calib_kjv|"
+  "kjv-prune24-int8|kjv-byte|--recipe $work/p24i8.json $calib_kjv|"
   "kjv-heads50|kjv-byte|--recipe $work/heads50.json $calib_kjv|"
   "stories260k-kv1|stories260k|--recipe $work/kv1.json $calib_stories|"
   "kjv-int4-sym-row|kjv-byte|--preset int4|"

@@ -3,7 +3,8 @@
 # increase (nats per predicted token, verify's nll - nll_reference), mean KL
 # and top-1 on the held-out sequences 0..63 of the bundled models, for
 # magnitude, Wanda and SparseGPT at 50% unstructured and 2:4, plus the
-# presets prune24-int4 and int4-gptq and bytes per token. Calibration uses
+# presets prune24-int4, int4-gptq, int8 and prune50-int8, 2:4 + int8, and
+# bytes per token. Calibration uses
 # sequences 64..127 (--calib-skip 64), never the scored ones.
 #   bench/prune_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k)
 set -euo pipefail
@@ -34,9 +35,15 @@ for model in "${models[@]}"; do
       report "$model" "$method $(echo "$pattern" | tr -d '" ')"
     done
   done
-  for preset in int4 int4-gptq prune24-int4; do
+  for preset in int4 int4-gptq prune24-int4 int8 prune50-int8; do
     "$slimpack" compile "$root/models/$model" -o "$tmp/m.slim" --preset "$preset" --quiet "${calib[@]}" > /dev/null
     verify "$model"
     report "$model" "preset $preset"
   done
+  # 2:4 + int8 (q8_s24_row) has no preset: a recipe.
+  echo '{"passes": [{"pass": "prune", "options": {"method": "sparsegpt", "pattern": "2:4"}},
+    {"pass": "quantize_int8", "options": {"gptq": true}}, {"pass": "select_layout"}]}' > "$tmp/r.json"
+  "$slimpack" compile "$root/models/$model" -o "$tmp/m.slim" --recipe "$tmp/r.json" --quiet "${calib[@]}" > /dev/null
+  verify "$model"
+  report "$model" "sparsegpt 2:4 + int8"
 done

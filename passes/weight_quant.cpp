@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -39,10 +40,16 @@ struct Plan {
   const ActivationStat* hessian = nullptr;  // GPTQ: the input whose gram is used
   const WeightMask* mask = nullptr;  // pruned weights stay zero (Graph::weight_masks)
   QuantLayout layout;                // what the codes are packed into
+  // int8 with a mask, read by matmuls only: the layout (q8_row, q8_s24_row
+  // or q8_bm_row) is chosen from the codes once they exist (ChooseInt8Layout).
+  bool choose_int8_layout = false;
 };
 
 struct Result {
   std::vector<uint8_t> blob;
+  QuantLayout layout;          // what blob is packed in
+  size_t layout_bytes = 0;     // its size by the layout's formula
+  std::string layout_reason;   // why (sparse choices only)
   QuantErrorStats error;
   std::optional<double> output_error;  // with a calibration sample
   std::string failure;  // quantizer refused (non-finite weight): falls back to keep
@@ -64,6 +71,52 @@ QuantLayout RowLayout(const WeightScheme& s) {
 }
 
 int SourceBits(DType t) { return static_cast<int>(DTypeSize(t) * 8); }
+
+std::string FormatFixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// The smallest int8 layout for a sparse matrix with nnz nonzero codes, which
+// fit 2:4 when fits_24: q8_row, q8_s24_row or q8_bm_row (ties go to the
+// simpler layout, in that order), with the sizes behind the choice.
+struct LayoutChoice {
+  QuantLayout layout;
+  size_t bytes = 0;
+  std::string reason;
+};
+LayoutChoice ChooseInt8Layout(size_t n, size_t k, size_t nnz, bool fits_24) {
+  const QuantLayout dense{QuantLayoutKind::kQ8Row, 0, true};
+  const QuantLayout s24{QuantLayoutKind::kQ8S24Row, 0, true};
+  const QuantLayout bm{QuantLayoutKind::kQ8BmRow, 0, true};
+  const size_t dense_bytes = dense.PackedBytes(n, k), bm_bytes = bm.PackedBytes(n, k, nnz);
+  LayoutChoice c{dense, dense_bytes, ""};
+  if (fits_24 && s24.PackedBytes(n, k) < c.bytes) c = {s24, s24.PackedBytes(n, k), ""};
+  if (bm_bytes < c.bytes) c = {bm, bm_bytes, ""};
+  const double density = static_cast<double>(nnz) / static_cast<double>(n * k);
+  auto ratio = [&](size_t bytes) { return StrCat(FormatFixed(static_cast<double>(bytes) / static_cast<double>(dense_bytes), 3), "x"); };
+  if (c.layout == dense) {
+    c.reason = StrCat("stored dense: at ", FormatFixed(100.0 * density, 1), "% nonzero codes q8_bm_row would be ",
+                      ratio(bm_bytes), " of q8_row", fits_24 ? "" : " (and the codes are not 2:4)");
+  } else {
+    c.reason = StrCat(c.layout.Name(), ": ", ratio(c.bytes), " of q8_row at ", FormatFixed(100.0 * density, 1),
+                      "% nonzero codes", c.layout == s24 ? "" : StrCat(" (2:4 ", fits_24 ? "larger" : "does not fit", ")"));
+  }
+  return c;
+}
+
+// Whether every quad (4 consecutive elements of a row) keeps at most two.
+bool MaskIs24(const uint8_t* keep, size_t n, size_t k) {
+  for (size_t r = 0; r < n; ++r) {
+    for (size_t j = 0; j < k; j += 4) {
+      int kept = 0;
+      for (size_t e = j; e < std::min(k, j + 4); ++e) kept += keep[r * k + e] != 0;
+      if (kept > 2) return false;
+    }
+  }
+  return true;
+}
 
 double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t k) {
   if (s.kind == WeightScheme::Kind::kKeep) return SourceBits(source);
@@ -220,7 +273,16 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
       res.output_error = MeasureOutputError(w.data(), *q, p.sample->sample.data(),
                                             static_cast<size_t>(p.sample->sample_rows));
     }
-    auto blob = PackQuantized(*q, p.layout);
+    res.layout = p.layout;
+    res.layout_bytes = p.layout.PackedBytes(p.n, p.k);
+    if (p.choose_int8_layout) {
+      const LayoutChoice lc = ChooseInt8Layout(p.n, p.k, NonzeroCodes(*q),
+                                               CodesFitLayout(*q, QuantLayout{QuantLayoutKind::kQ8S24Row, 0, true}));
+      res.layout = lc.layout;
+      res.layout_bytes = lc.bytes;
+      res.layout_reason = lc.reason;
+    }
+    auto blob = PackQuantized(*q, res.layout);
     if (!blob.ok()) {
       res.failure = blob.status().message();
     } else {
@@ -351,17 +413,32 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
     p.mask = &m->second;
     p.report.sparsity = MaskSparsity(m->second.keep.data<uint8_t>(), p.n * p.k);
     p.report.sparsity_pattern = m->second.pattern;
-    if (!p.quantize || m->second.pattern != "2:4") continue;
-    // A 2:4 mask packs into the 2:4 int4 layout (3.5 instead of 4.5 bits per
-    // weight at group 32); int8 and asymmetric int4 have no sparse layout
-    // yet and stay dense, which the report says.
-    if (p.actual.kind == WeightScheme::Kind::kInt4 && p.actual.symmetric) {
+    if (!p.quantize) continue;
+    const uint8_t* keep = m->second.keep.data<uint8_t>();
+    if (p.actual.kind == WeightScheme::Kind::kInt8) {
+      // The codes decide (a kept weight may round to 0); until they exist the
+      // report shows the choice for the mask.
+      bool gather = false;
+      for (const WeightUse& u : cands[static_cast<size_t>(&p - plans.data())].uses) gather |= u.kind == UseKind::kGather;
+      if (gather) {
+        p.report.reason = "sparse mask stored dense: also a Gather table, and GatherQ reads q8_row";
+        continue;
+      }
+      const size_t kept = static_cast<size_t>(std::count_if(keep, keep + p.n * p.k, [](uint8_t v) { return v != 0; }));
+      const LayoutChoice lc = ChooseInt8Layout(p.n, p.k, kept, MaskIs24(keep, p.n, p.k));
+      p.choose_int8_layout = true;
+      p.layout = lc.layout;
+      p.report.layout = lc.layout.Name();
+      p.report.bytes_after = lc.bytes;
+      p.report.reason = lc.reason;
+    } else if (m->second.pattern == "2:4" && p.actual.symmetric) {
+      // 3.5 instead of 4.5 bits per weight at group 32.
       p.layout = QuantLayout{QuantLayoutKind::kQ4S24Row, static_cast<size_t>(p.actual.group_size), true};
       p.report.layout = p.layout.Name();
       p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
     } else {
-      p.report.reason = StrCat("2:4 mask stored dense: no sparse layout for ", p.actual.Name(),
-                               " (2:4 packing is int4 symmetric)");
+      p.report.reason = StrCat(m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
+                               "(int8 has 2:4 and bitmask layouts)");
     }
   }
 
@@ -396,6 +473,12 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
         p.report.fallback = true;
         p.report.reason = res.failure;
         continue;
+      }
+      if (p.choose_int8_layout) {
+        p.layout = res.layout;
+        p.report.layout = res.layout.Name();
+        p.report.bytes_after = res.layout_bytes;
+        p.report.reason = res.layout_reason;
       }
       if (res.blob.size() != p.report.bytes_after) {
         return Internal(ctx.pass_name, ": tensor '", cands[i].name, "' packed to ",

@@ -29,7 +29,12 @@ nlohmann::json ValueInfoJson(const ValueInfo& v) {
 struct SparsitySummary {
   uint64_t weights = 0, zeros = 0;
   uint64_t tensors = 0, sparse_tensors = 0;  // sparse: at least 10% zeros
-  uint64_t sparse_layout_tensors = 0;        // in a 2:4 packed layout
+  std::map<std::string, uint64_t> sparse_layouts;  // tensors per sparse packed layout
+  uint64_t SparseLayoutTensors() const {
+    uint64_t n = 0;
+    for (const auto& [name, count] : sparse_layouts) n += count;
+    return n;
+  }
 };
 
 SparsitySummary ComputeSparsity(const Graph& g) {
@@ -50,7 +55,7 @@ SparsitySummary ComputeSparsity(const Graph& g) {
     } else if (layout_of.count(name)) {
       auto layout = ParseQuantLayout(layout_of[name]);
       if (!layout.ok()) continue;
-      if (layout->kind == QuantLayoutKind::kQ4S24Row) ++s.sparse_layout_tensors;
+      if (layout->IsSparse()) ++s.sparse_layouts[layout->Name()];
       values.resize(static_cast<size_t>(t.numel()));
       if (!DequantizePacked(t.data<uint8_t>(), t.nbytes(), *layout, static_cast<size_t>(t.dim(0)),
                             static_cast<size_t>(t.dim(1)), values.data())
@@ -115,7 +120,8 @@ int RunInspect(const InspectOptions& opt) {
   const double zero_fraction = sp.weights ? static_cast<double>(sp.zeros) / static_cast<double>(sp.weights) : 0.0;
   j["sparsity"] = {{"matrix_tensors", sp.tensors}, {"matrix_weights", sp.weights}, {"zeros", sp.zeros},
                    {"zero_fraction", zero_fraction}, {"tensors_at_least_10pct_zero", sp.sparse_tensors},
-                   {"sparse_layout_tensors", sp.sparse_layout_tensors}};
+                   {"sparse_layout_tensors", sp.SparseLayoutTensors()},
+                   {"sparse_layouts", sp.sparse_layouts}};
 
   if (HumanOutput(opt.json)) {
     std::printf("model        %s (%s, opset %lld)\n", model->path.c_str(), model->format.c_str(),
@@ -143,10 +149,14 @@ int RunInspect(const InspectOptions& opt) {
                   HumanBytes(static_cast<double>(d.bytes)).c_str());
     }
     std::printf("weights      %s\n", HumanBytes(static_cast<double>(s.weight_bytes)).c_str());
+    std::string per_layout;
+    for (const auto& [name, count] : sp.sparse_layouts) per_layout += StrCat(per_layout.empty() ? " (" : ", ", name, " ", count);
+    if (!per_layout.empty()) per_layout += ")";
     std::printf("sparsity     %.1f%% of %s matrix weights are zero; %llu of %llu matrices at least 10%% zero, %llu in "
-                "a 2:4 layout\n",
+                "a sparse layout%s\n",
                 100.0 * zero_fraction, WithCommas(sp.weights).c_str(), static_cast<unsigned long long>(sp.sparse_tensors),
-                static_cast<unsigned long long>(sp.tensors), static_cast<unsigned long long>(sp.sparse_layout_tensors));
+                static_cast<unsigned long long>(sp.tensors), static_cast<unsigned long long>(sp.SparseLayoutTensors()),
+                per_layout.c_str());
     if (dec) {
       std::printf("decoder      %lld layers, %lld heads, %lld kv heads, head_dim %lld, vocab %lld, KV cache %s\n",
                   static_cast<long long>(dec->num_layers), static_cast<long long>(dec->num_heads),

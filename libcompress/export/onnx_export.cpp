@@ -228,7 +228,7 @@ class Lowering {
     Node mm;
     mm.name = node.name;
     mm.outputs = {product};
-    if (w->layout.kind == QuantLayoutKind::kQ8Row) {
+    if (w->layout.Scheme().bits == 8) {  // q8_row and the sparse int8 layouts: dense int8 in ONNX
       const std::string dq = Dequantized(name, *w, nodes);
       if (w->dq_t.empty()) {
         Node t;

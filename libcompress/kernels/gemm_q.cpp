@@ -207,6 +207,57 @@ void gemm_q4s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w
   }
 }
 
+void gemm_q8s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t quads = Q8S24RowLayout::Quads(a.k);
+  const uint8_t* index = w + Q8S24RowLayout::IndexOffset(a.n, a.k);
+  const size_t so = Q8S24RowLayout::ScalesOffset(a.n, a.k);
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
+    const auto* vals = reinterpret_cast<const int8_t*>(w + 2 * r * quads);
+    const uint8_t* idx = index + r * quads / 2;
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float sum = 0.0f;
+      for (size_t j = 0; j < quads; ++j) {
+        const int bits = (idx[j / 2] >> (4 * (j & 1))) & 0xf;
+        const size_t e0 = 4 * j + static_cast<size_t>(bits & 3), e1 = 4 * j + static_cast<size_t>(bits >> 2);
+        if (e0 < a.k) sum += xi[e0] * static_cast<float>(vals[2 * j]);
+        if (e1 < a.k) sum += xi[e1] * static_cast<float>(vals[2 * j + 1]);
+      }
+      y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
+void gemm_q8bm_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t words = Q8BitmaskRowLayout::MaskWords(a.k);
+  const size_t oo = Q8BitmaskRowLayout::OffsetsOffset(a.n, a.k);
+  const auto* vals = reinterpret_cast<const int8_t*>(w + Q8BitmaskRowLayout::ValuesOffset(a.n, a.k));
+  uint32_t nnz;
+  std::memcpy(&nnz, w + oo + 4 * a.n, 4);
+  const size_t so = Q8BitmaskRowLayout::ScalesOffset(a.n, a.k, nnz);
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
+    const uint8_t* mask = w + 8 * r * words;
+    uint32_t start;
+    std::memcpy(&start, w + oo + 4 * r, 4);
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = x + i * a.k;
+      float sum = 0.0f;
+      size_t off = start;
+      for (size_t e = 0; e < a.k; ++e) {
+        if (((mask[e / 8] >> (e % 8)) & 1) == 0) continue;
+        const float c = off < nnz ? static_cast<float>(vals[off]) : 0.0f;
+        ++off;
+        sum += xi[e] * c;
+      }
+      y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
 const QGemmKernels& QGemmForHost() {
   static const QGemmKernels& table =
       HostCpuFeatures().has_x86_avx2() ? kQGemmKernelsAvx2 : kQGemmKernelsRef;
@@ -242,18 +293,28 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
         plan.fn = table.q4s24_row_f32;
         base = "q4s24_row_f32";
         break;
+      case QuantLayoutKind::kQ8S24Row:
+        plan.fn = table.q8s24_row_f32;
+        base = "q8s24_row_f32";
+        break;
+      case QuantLayoutKind::kQ8BmRow:
+        plan.fn = table.q8bm_row_f32;
+        base = "q8bm_row_f32";
+        break;
     }
   }
   plan.kernel_name = StrCat(base, "_", table.isa);
   return plan;
 }
 
-Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k,
+Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k, const uint8_t* w,
                               size_t w_bytes, size_t n) {
   SLIM_RETURN_IF_ERROR(ValidateQuantScheme(layout.Scheme()));
   SLIM_CHECK_INPUT(n > 0 && k > 0, "quantized matmul: weight shape [", n, ", ", k,
                    "] must be non-empty");
-  const size_t expected = layout.PackedBytes(n, k);
+  auto expected_or = ExpectedPackedBytes(layout, n, k, w, w_bytes);
+  if (!expected_or.ok()) return expected_or.status().WithContext("quantized matmul");
+  const size_t expected = *expected_or;
   SLIM_CHECK_INPUT(w_bytes == expected, "quantized matmul: layout ", layout.Name(), " for [", n,
                    ", ", k, "] needs ", expected, " bytes, got ", w_bytes);
   return SelectQGemm(layout, path);
@@ -261,7 +322,7 @@ Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size
 
 Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
              const uint8_t* w, size_t w_bytes, size_t n, float* y) {
-  SLIM_ASSIGN_OR_RETURN(QGemmPlan plan, PlanQGemm(layout, path, k, w_bytes, n));
+  SLIM_ASSIGN_OR_RETURN(QGemmPlan plan, PlanQGemm(layout, path, k, w, w_bytes, n));
   if (m == 0) return Status::Ok();
   QGemmArgs args;
   args.m = m;

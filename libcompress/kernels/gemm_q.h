@@ -69,8 +69,8 @@ struct QGemmArgs {
 // The x8 layouts' row block: a column range must start on a block.
 inline constexpr size_t kQGemmColumnAlign = Q4X8Layout::kRowsPerBlock;
 
-// x: [m, k]; w: the packed blob (QuantLayout::PackedBytes(n, k) bytes,
-// no alignment required); y: [m, n]. Arguments are not validated: QGemm is
+// x: [m, k]; w: the packed blob (ExpectedPackedBytes bytes, no alignment
+// required); y: [m, n]. Arguments are not validated: QGemm is
 // the checked entry point.
 using QGemmFn = void (*)(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
@@ -82,6 +82,17 @@ void gemm_q4x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, f
 // x[first] * (u0 - 8) + x[second] * (u1 - 8), then acc += s * group_sum; it
 // reads the two kept codes per quad only (3/8 of a byte per weight).
 void gemm_q4s24_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+// 2:4 sparse int8 (q8_s24_row): sum over quads in order of x[first] * c0 +
+// x[second] * c1, then y = s * sum: bit-identical to gemm_q8_row_f32_ref on
+// the same codes (it adds the same products in the same order and skips
+// exact zeros).
+void gemm_q8s24_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+// Bitmask sparse int8 (q8_bm_row): sum over the kept elements in column
+// order of x * c, then y = s * sum; bit-identical to gemm_q8_row_f32_ref.
+// A row whose offsets or masks point past the stored codes reads zeros there
+// (the reader rejects such blobs; the kernel still never reads outside its
+// blob).
+void gemm_q8bm_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 // Require AVX2, FMA and F16C (CpuFeatures::has_x86_avx2()).
 void gemm_q8_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
@@ -89,6 +100,8 @@ void gemm_q4_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* 
 void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q8s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q8bm_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 struct QGemmKernels {
   const char* isa;  // "ref" or "avx2"
@@ -97,13 +110,16 @@ struct QGemmKernels {
   QGemmFn q4x8_f32;
   QGemmFn q4x8_i8;
   QGemmFn q4s24_row_f32;
+  QGemmFn q8s24_row_f32;
+  QGemmFn q8bm_row_f32;
 };
 
-inline constexpr QGemmKernels kQGemmKernelsRef = {"ref", gemm_q8_row_f32_ref, gemm_q4_row_f32_ref,
-                                                  gemm_q4x8_f32_ref, gemm_q4x8_i8_ref, gemm_q4s24_row_f32_ref};
-inline constexpr QGemmKernels kQGemmKernelsAvx2 = {"avx2", gemm_q8_row_f32_avx2,
-                                                   gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
-                                                   gemm_q4x8_i8_avx2, gemm_q4s24_row_f32_avx2};
+inline constexpr QGemmKernels kQGemmKernelsRef = {
+    "ref",          gemm_q8_row_f32_ref,    gemm_q4_row_f32_ref,    gemm_q4x8_f32_ref, gemm_q4x8_i8_ref,
+    gemm_q4s24_row_f32_ref, gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
+inline constexpr QGemmKernels kQGemmKernelsAvx2 = {
+    "avx2",          gemm_q8_row_f32_avx2,    gemm_q4_row_f32_avx2,    gemm_q4x8_f32_avx2, gemm_q4x8_i8_avx2,
+    gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
 // The table for this host, chosen once (SLIMPACK_FORCE_SCALAR=1 -> ref).
 const QGemmKernels& QGemmForHost();
@@ -121,15 +137,15 @@ struct QGemmPlan {
 Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
                                 const QGemmKernels& table = QGemmForHost());
 
-// The checks of QGemm (layout, sizes, w_bytes == layout.PackedBytes(n, k))
-// and its kernel choice, for callers that run plan.fn themselves on column
+// The checks of QGemm (layout, sizes, w_bytes == ExpectedPackedBytes) and
+// its kernel choice, for callers that run plan.fn themselves on column
 // ranges (the runtime's threads).
-Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k,
+Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size_t k, const uint8_t* w,
                               size_t w_bytes, size_t n);
 
 // Checked entry point: validates the layout, the sizes and w_bytes ==
-// layout.PackedBytes(n, k), then runs the host's kernel for the path on all
-// columns.
+// ExpectedPackedBytes (quant.h), then runs the host's kernel for the path on
+// all columns.
 Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
              const uint8_t* w, size_t w_bytes, size_t n, float* y);
 

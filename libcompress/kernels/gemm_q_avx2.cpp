@@ -233,6 +233,155 @@ void gemm_q4s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* 
   }
 }
 
+// 2:4 int8: the same lane picking as the int4 kernel, 8 quads per step (16
+// int8 codes, two cvtepi8 -> float); a row's last Quads % 8 quads are summed
+// in order and added to the vector sum. X is zero-padded to 4 * Quads.
+void gemm_q8s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t quads = Q8S24RowLayout::Quads(a.k);
+  const size_t kp = 4 * quads;
+  const size_t q8 = quads / 8 * 8;
+  const uint8_t* index = w + Q8S24RowLayout::IndexOffset(a.n, a.k);
+  const size_t so = Q8S24RowLayout::ScalesOffset(a.n, a.k);
+  Scratch<float> xp(a.m * kp);
+  for (size_t i = 0; i < a.m; ++i) {
+    for (size_t e = 0; e < kp; ++e) xp.p[i * kp + e] = e < a.k ? x[i * a.k + e] : 0.0f;
+  }
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
+    const uint8_t* vals = w + 2 * r * quads;
+    const uint8_t* idx = index + r * quads / 2;
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = xp.p + i * kp;
+      __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+      for (size_t j = 0; j < q8; j += 8) {
+        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(vals + 2 * j));
+        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
+        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8)));
+        const float* xq = xi + 4 * j;
+        const uint8_t* ib = idx + j / 2;
+        const __m256i lanes0 = _mm256_setr_m128i(
+            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[0]])),
+            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[1]])));
+        const __m256i lanes1 = _mm256_setr_m128i(
+            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[2]])),
+            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[3]])));
+        const __m256 x0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), lanes0),
+                                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), lanes0), 0xF0);
+        const __m256 x1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), lanes1),
+                                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), lanes1), 0xF0);
+        t0 = _mm256_fmadd_ps(w0, x0, t0);
+        t1 = _mm256_fmadd_ps(w1, x1, t1);
+      }
+      float sum = HorizontalSum(_mm256_add_ps(t0, t1));
+      for (size_t j = q8; j < quads; ++j) {
+        const int bits = (idx[j / 2] >> (4 * (j & 1))) & 0xf;
+        sum += xi[4 * j + static_cast<size_t>(bits & 3)] * static_cast<float>(static_cast<int8_t>(vals[2 * j]));
+        sum += xi[4 * j + static_cast<size_t>(bits >> 2)] * static_cast<float>(static_cast<int8_t>(vals[2 * j + 1]));
+      }
+      y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
+// Bitmask layout: byte j of shuffle[b] is the rank of bit j among mask
+// byte b's set bits, or 0x80 (pshufb writes 0) when bit j is clear, so one
+// pshufb moves the next popcount(b) stored codes to their elements' bytes and
+// zeroes the rest; count[b] = popcount(b) (a table: this file is not built
+// with -mpopcnt).
+struct BitmaskShuffle {
+  uint64_t shuffle[256];
+  uint8_t count[256];
+  constexpr BitmaskShuffle() : shuffle(), count() {
+    for (int b = 0; b < 256; ++b) {
+      uint64_t ctrl = 0;
+      int rank = 0;
+      for (int j = 0; j < 8; ++j) {
+        const uint64_t byte = (b >> j) & 1 ? static_cast<uint64_t>(rank++) : 0x80;
+        ctrl |= byte << (8 * j);
+      }
+      shuffle[b] = ctrl;
+      count[b] = static_cast<uint8_t>(rank);
+    }
+  }
+};
+constexpr BitmaskShuffle kBitmask;
+
+// Eight elements of a bitmask row as float: mask byte b, the stored codes
+// from `off` at the lanes of b's set bits (0 elsewhere). A load that would
+// pass the nnz stored codes (a row's last bytes, or a hostile blob's
+// offsets) copies only the bytes that exist.
+inline __m256 BitmaskChunk(const uint8_t* vals, size_t off, size_t nnz, int b) {
+  __m128i c8;
+  if (off + 8 <= nnz) {
+    c8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(vals + off));
+  } else {
+    uint64_t tail = 0;
+    if (off < nnz) std::memcpy(&tail, vals + off, nnz - off);
+    c8 = _mm_cvtsi64_si128(static_cast<long long>(tail));
+  }
+  const __m128i ctrl = _mm_cvtsi64_si128(static_cast<long long>(kBitmask.shuffle[b]));
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_shuffle_epi8(c8, ctrl)));
+}
+
+// M = 1 (decode): each 8-element chunk is expanded in registers and
+// multiplied with X at once (two FMA chains, even and odd chunks). M > 1:
+// each weight row is expanded once into a dense float row, then dotted with
+// every X row (the same two chains), so the result does not depend on M.
+void gemm_q8bm_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t words = Q8BitmaskRowLayout::MaskWords(a.k);
+  const size_t oo = Q8BitmaskRowLayout::OffsetsOffset(a.n, a.k);
+  const uint8_t* vals = w + Q8BitmaskRowLayout::ValuesOffset(a.n, a.k);
+  uint32_t nnz;
+  std::memcpy(&nnz, w + oo + 4 * a.n, 4);
+  const size_t so = Q8BitmaskRowLayout::ScalesOffset(a.n, a.k, nnz);
+  const size_t chunks = CeilDiv(a.k, 8), kp = 8 * chunks;
+  Scratch<float> xp(a.m * kp);
+  for (size_t i = 0; i < a.m; ++i) {
+    for (size_t e = 0; e < kp; ++e) xp.p[i * kp + e] = e < a.k ? x[i * a.k + e] : 0.0f;
+  }
+  Scratch<float> wd(a.m > 1 ? kp : 0);
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
+    const uint8_t* mask = w + 8 * r * words;
+    uint32_t start;
+    std::memcpy(&start, w + oo + 4 * r, 4);
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    size_t off = start;
+    if (a.m == 1) {
+      __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+      size_t c = 0;
+      for (; c + 2 <= chunks; c += 2) {
+        const int b0 = mask[c], b1 = mask[c + 1];
+        const size_t off1 = off + kBitmask.count[b0];
+        t0 = _mm256_fmadd_ps(BitmaskChunk(vals, off, nnz, b0), _mm256_loadu_ps(xp.p + 8 * c), t0);
+        t1 = _mm256_fmadd_ps(BitmaskChunk(vals, off1, nnz, b1), _mm256_loadu_ps(xp.p + 8 * c + 8), t1);
+        off = off1 + kBitmask.count[b1];
+      }
+      if (c < chunks) {
+        t0 = _mm256_fmadd_ps(BitmaskChunk(vals, off, nnz, mask[c]), _mm256_loadu_ps(xp.p + 8 * c), t0);
+      }
+      y[r] = scale * HorizontalSum(_mm256_add_ps(t0, t1));
+      continue;
+    }
+    for (size_t c = 0; c < chunks; ++c) {
+      _mm256_storeu_ps(wd.p + 8 * c, BitmaskChunk(vals, off, nnz, mask[c]));
+      off += kBitmask.count[mask[c]];
+    }
+    for (size_t i = 0; i < a.m; ++i) {
+      const float* xi = xp.p + i * kp;
+      __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+      size_t e = 0;
+      for (; e + 16 <= kp; e += 16) {
+        t0 = _mm256_fmadd_ps(_mm256_loadu_ps(wd.p + e), _mm256_loadu_ps(xi + e), t0);
+        t1 = _mm256_fmadd_ps(_mm256_loadu_ps(wd.p + e + 8), _mm256_loadu_ps(xi + e + 8), t1);
+      }
+      if (e < kp) t0 = _mm256_fmadd_ps(_mm256_loadu_ps(wd.p + e), _mm256_loadu_ps(xi + e), t0);
+      y[i * a.n + r] = scale * HorizontalSum(_mm256_add_ps(t0, t1));
+    }
+  }
+}
+
 void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);

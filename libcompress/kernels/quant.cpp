@@ -53,6 +53,38 @@ bool QuadPositions(const int8_t* codes4, int* p0, int* p1) {
   return true;
 }
 
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int b = 0; b < 4; ++b) p[b] = static_cast<uint8_t>(v >> (8 * b));
+}
+uint32_t GetU32(const uint8_t* p) {
+  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+}
+
+Status CheckZeroGap(const uint8_t* data, size_t from, size_t to, const std::string& layout) {
+  for (size_t i = from; i < to; ++i) {
+    SLIM_CHECK_INPUT(data[i] == 0, "layout ", layout, ": alignment padding at byte offset ", i, " is not zero");
+  }
+  return Status::Ok();
+}
+
+// FP32 row scales at `so` (q8 layouts), validated.
+Status ReadRowScales(const uint8_t* data, size_t so, const std::string& layout, QuantizedMatrix* q) {
+  for (size_t r = 0; r < q->rows; ++r) {
+    const uint32_t bits = GetU32(data + so + 4 * r);
+    std::memcpy(&q->scales[r], &bits, 4);
+    SLIM_RETURN_IF_ERROR(CheckScale(q->scales[r], layout, so + 4 * r));
+  }
+  return Status::Ok();
+}
+
+void WriteRowScales(const QuantizedMatrix& q, size_t so, uint8_t* out) {
+  for (size_t r = 0; r < q.rows; ++r) {
+    uint32_t bits;
+    std::memcpy(&bits, &q.scales[r], 4);
+    PutU32(out + so + 4 * r, bits);
+  }
+}
+
 // Codes of quad j of row r (elements past k are 0).
 void QuadCodes(const QuantizedMatrix& q, size_t r, size_t j, int8_t* out4) {
   for (size_t i = 0; i < 4; ++i) {
@@ -107,15 +139,21 @@ void DequantizeMatrix(const QuantizedMatrix& q, float* out) {
 
 std::string QuantLayout::Name() const {
   if (kind == QuantLayoutKind::kQ8Row) return "q8_row";
+  if (kind == QuantLayoutKind::kQ8S24Row) return "q8_s24_row";
+  if (kind == QuantLayoutKind::kQ8BmRow) return "q8_bm_row";
   if (kind == QuantLayoutKind::kQ4S24Row) return StrCat("q4g", group_size, "_sym_s24_row");
   return StrCat("q4g", group_size, symmetric ? "_sym" : "_asym",
                 kind == QuantLayoutKind::kQ4Row ? "_row" : "_x8");
 }
 
-size_t QuantLayout::PackedBytes(size_t rows, size_t cols) const {
+size_t QuantLayout::PackedBytes(size_t rows, size_t cols, size_t nnz) const {
   switch (kind) {
     case QuantLayoutKind::kQ8Row:
       return Q8RowLayout::Bytes(rows, cols);
+    case QuantLayoutKind::kQ8S24Row:
+      return Q8S24RowLayout::Bytes(rows, cols);
+    case QuantLayoutKind::kQ8BmRow:
+      return Q8BitmaskRowLayout::Bytes(rows, cols, nnz);
     case QuantLayoutKind::kQ4Row:
       return Q4RowLayout::Bytes(rows, cols, group_size, symmetric);
     case QuantLayoutKind::kQ4X8:
@@ -127,7 +165,9 @@ size_t QuantLayout::PackedBytes(size_t rows, size_t cols) const {
 }
 
 QuantScheme QuantLayout::Scheme() const {
-  if (kind == QuantLayoutKind::kQ8Row) return QuantScheme{8, 0, true};
+  if (kind == QuantLayoutKind::kQ8Row || kind == QuantLayoutKind::kQ8S24Row || kind == QuantLayoutKind::kQ8BmRow) {
+    return QuantScheme{8, 0, true};
+  }
   return QuantScheme{4, group_size, symmetric};
 }
 
@@ -138,12 +178,14 @@ Expected<QuantLayout> ParseQuantLayout(std::string_view name) {
     }
   }
   return InvalidInput("unknown quantized layout '", std::string(name),
-                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_row)");
+                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_row, q8_s24_row, q8_bm_row)");
 }
 
 std::vector<QuantLayout> AllSparseQuantLayouts() {
   std::vector<QuantLayout> out;
   for (size_t g : {32, 64, 128}) out.push_back({QuantLayoutKind::kQ4S24Row, g, true});
+  out.push_back({QuantLayoutKind::kQ8S24Row, 0, true});
+  out.push_back({QuantLayoutKind::kQ8BmRow, 0, true});
   return out;
 }
 
@@ -157,9 +199,43 @@ std::vector<QuantLayout> AllQuantLayouts() {
   return out;
 }
 
+double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols, size_t nnz) {
+  return 8.0 * static_cast<double>(layout.PackedBytes(rows, cols, nnz)) / static_cast<double>(rows * cols);
+}
+
 double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols) {
-  return 8.0 * static_cast<double>(layout.PackedBytes(rows, cols)) /
-         static_cast<double>(rows * cols);
+  return PackedBitsPerWeight(layout, rows, cols, rows * cols);
+}
+
+Expected<size_t> ExpectedPackedBytes(const QuantLayout& layout, size_t rows, size_t cols, const uint8_t* data,
+                                     size_t size) {
+  // Shapes come from files: keep every product of the size formulas in range
+  // (2^40 elements is far beyond any single weight matrix).
+  constexpr size_t kMaxElements = size_t{1} << 40;
+  SLIM_CHECK_INPUT(rows > 0 && cols > 0 && rows <= kMaxElements / cols, "layout ", layout.Name(), ": shape [",
+                   rows, ", ", cols, "] is empty or too large");
+  if (layout.kind != QuantLayoutKind::kQ8BmRow) return layout.PackedBytes(rows, cols);
+  const size_t oo = Q8BitmaskRowLayout::OffsetsOffset(rows, cols);
+  SLIM_CHECK_INPUT(size >= oo + 4 * (rows + 1), "layout ", layout.Name(), " for [", rows, ", ", cols,
+                   "]: blob of ", size, " bytes ends before its row offsets (", oo + 4 * (rows + 1), " bytes)");
+  return layout.PackedBytes(rows, cols, GetU32(data + oo + 4 * rows));
+}
+
+bool CodesFitLayout(const QuantizedMatrix& q, const QuantLayout& layout) {
+  if (layout.kind != QuantLayoutKind::kQ4S24Row && layout.kind != QuantLayoutKind::kQ8S24Row) return true;
+  for (size_t r = 0; r < q.rows; ++r) {
+    for (size_t j = 0; 4 * j < q.cols; ++j) {
+      int8_t c[4];
+      QuadCodes(q, r, j, c);
+      int p0, p1;
+      if (!QuadPositions(c, &p0, &p1)) return false;
+    }
+  }
+  return true;
+}
+
+size_t NonzeroCodes(const QuantizedMatrix& q) {
+  return static_cast<size_t>(std::count_if(q.codes.begin(), q.codes.end(), [](int8_t c) { return c != 0; }));
 }
 
 // ---------------------------------------------------------------------------
@@ -190,16 +266,52 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
     SLIM_CHECK_INPUT(q.zeros[i] <= 15, "zero point ", i, " is ", int{q.zeros[i]}, ", above 15");
   }
 
-  std::vector<uint8_t> out(layout.PackedBytes(n, k), 0);
+  const size_t nnz = layout.kind == QuantLayoutKind::kQ8BmRow ? NonzeroCodes(q) : n * k;
+  SLIM_CHECK_INPUT(nnz <= UINT32_MAX, "layout ", layout.Name(), " counts nonzero codes in 32 bits; [", n, ", ",
+                   k, "] has ", nnz);
+  std::vector<uint8_t> out(layout.PackedBytes(n, k, nnz), 0);
   const size_t groups = q.groups_per_row;
   if (layout.kind == QuantLayoutKind::kQ8Row) {
     std::memcpy(out.data(), q.codes.data(), n * k);
-    const size_t so = Q8RowLayout::ScalesOffset(n, k);
+    WriteRowScales(q, Q8RowLayout::ScalesOffset(n, k), out.data());
+    return out;
+  }
+  if (layout.kind == QuantLayoutKind::kQ8S24Row) {
+    const size_t quads = Q8S24RowLayout::Quads(k);
+    const size_t io = Q8S24RowLayout::IndexOffset(n, k);
     for (size_t r = 0; r < n; ++r) {
-      uint32_t bits;
-      std::memcpy(&bits, &q.scales[r], 4);
-      for (int b = 0; b < 4; ++b) out[so + 4 * r + b] = static_cast<uint8_t>(bits >> (8 * b));
+      for (size_t j = 0; j < quads; ++j) {
+        int8_t c[4];
+        QuadCodes(q, r, j, c);
+        int p0 = 0, p1 = 0;
+        if (!QuadPositions(c, &p0, &p1)) {
+          return InvalidInput("layout ", layout.Name(), " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j,
+                              "..", 4 * j + 3, " hold more than 2 nonzero codes");
+        }
+        out[2 * (r * quads + j)] = static_cast<uint8_t>(c[p0]);
+        out[2 * (r * quads + j) + 1] = static_cast<uint8_t>(c[p1]);
+        out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
+      }
     }
+    WriteRowScales(q, Q8S24RowLayout::ScalesOffset(n, k), out.data());
+    return out;
+  }
+  if (layout.kind == QuantLayoutKind::kQ8BmRow) {
+    const size_t words = Q8BitmaskRowLayout::MaskWords(k);
+    const size_t oo = Q8BitmaskRowLayout::OffsetsOffset(n, k);
+    const size_t vo = Q8BitmaskRowLayout::ValuesOffset(n, k);
+    size_t off = 0;
+    for (size_t r = 0; r < n; ++r) {
+      PutU32(&out[oo + 4 * r], static_cast<uint32_t>(off));
+      for (size_t e = 0; e < k; ++e) {
+        const int8_t c = q.codes[r * k + e];
+        if (c == 0) continue;
+        out[8 * (r * words + e / 64) + (e % 64) / 8] |= static_cast<uint8_t>(1u << (e % 8));
+        out[vo + off++] = static_cast<uint8_t>(c);
+      }
+    }
+    PutU32(&out[oo + 4 * n], static_cast<uint32_t>(off));
+    WriteRowScales(q, Q8BitmaskRowLayout::ScalesOffset(n, k, nnz), out.data());
     return out;
   }
   const size_t g = layout.group_size;
@@ -284,29 +396,88 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
   const std::string name = layout.Name();
   SLIM_RETURN_IF_ERROR(ValidateQuantScheme(layout.Scheme()));
   SLIM_CHECK_INPUT(rows > 0 && cols > 0, "layout ", name, ": empty shape [", rows, ", ", cols, "]");
-  const size_t expected = layout.PackedBytes(rows, cols);
+  SLIM_ASSIGN_OR_RETURN(const size_t expected, ExpectedPackedBytes(layout, rows, cols, data, size));
   SLIM_CHECK_INPUT(size == expected, "layout ", name, " for [", rows, ", ", cols, "] needs ",
                    expected, " bytes, got ", size);
   QuantizedMatrix q = EmptyQuantizedMatrix(layout.Scheme(), rows, cols);
   const size_t n = rows, k = cols, groups = q.groups_per_row;
+  auto code8 = [&](size_t off) -> Expected<int8_t> {
+    const auto c = static_cast<int8_t>(data[off]);
+    SLIM_CHECK_INPUT(c != -128, "layout ", name, ": code -128 at byte offset ", off, " (codes are -127..127)");
+    return c;
+  };
 
   if (layout.kind == QuantLayoutKind::kQ8Row) {
     for (size_t i = 0; i < n * k; ++i) {
-      q.codes[i] = static_cast<int8_t>(data[i]);
-      SLIM_CHECK_INPUT(q.codes[i] != -128, "layout ", name, ": code -128 at byte offset ", i,
-                       " (codes are -127..127)");
+      SLIM_ASSIGN_OR_RETURN(q.codes[i], code8(i));
     }
     const size_t so = Q8RowLayout::ScalesOffset(n, k);
-    for (size_t i = n * k; i < so; ++i) {
-      SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i,
-                       " is not zero");
-    }
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, n * k, so, name));
+    SLIM_RETURN_IF_ERROR(ReadRowScales(data, so, name, &q));
+    return q;
+  }
+  if (layout.kind == QuantLayoutKind::kQ8S24Row) {
+    const size_t quads = Q8S24RowLayout::Quads(k);
+    const size_t io = Q8S24RowLayout::IndexOffset(n, k);
+    const size_t so = Q8S24RowLayout::ScalesOffset(n, k);
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, 2 * n * quads, io, name));
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
     for (size_t r = 0; r < n; ++r) {
-      uint32_t bits = 0;
-      for (int b = 0; b < 4; ++b) bits |= uint32_t{data[so + 4 * r + b]} << (8 * b);
-      std::memcpy(&q.scales[r], &bits, 4);
-      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[r], name, so + 4 * r));
+      for (size_t j = 0; j < quads; ++j) {
+        const size_t voff = 2 * (r * quads + j), ioff = io + r * quads / 2 + j / 2;
+        const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
+        const int p0 = bits & 3, p1 = bits >> 2;
+        SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
+                         " keeps positions ", p0, " and ", p1, " (the first must be lower)");
+        int8_t c[4] = {0, 0, 0, 0};
+        SLIM_ASSIGN_OR_RETURN(c[p0], code8(voff));
+        SLIM_ASSIGN_OR_RETURN(c[p1], code8(voff + 1));
+        int e0 = 0, e1 = 0;
+        QuadPositions(c, &e0, &e1);
+        SLIM_CHECK_INPUT(e0 == p0 && e1 == p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ",
+                         voff, " is not in canonical form (zero codes must take the lowest free positions)");
+        for (int i = 0; i < 4; ++i) {
+          const size_t e = 4 * j + static_cast<size_t>(i);
+          if (e < k) {
+            q.codes[r * k + e] = c[i];
+          } else {
+            SLIM_CHECK_INPUT(c[i] == 0, "layout ", name, ": padding element ", e, " of row ", r,
+                             " at byte offset ", voff, " is not code 0");
+          }
+        }
+      }
     }
+    SLIM_RETURN_IF_ERROR(ReadRowScales(data, so, name, &q));
+    return q;
+  }
+  if (layout.kind == QuantLayoutKind::kQ8BmRow) {
+    const size_t words = Q8BitmaskRowLayout::MaskWords(k);
+    const size_t oo = Q8BitmaskRowLayout::OffsetsOffset(n, k);
+    const size_t vo = Q8BitmaskRowLayout::ValuesOffset(n, k);
+    const size_t nnz = GetU32(data + oo + 4 * n);
+    size_t off = 0;
+    for (size_t r = 0; r < n; ++r) {
+      SLIM_CHECK_INPUT(GetU32(data + oo + 4 * r) == off, "layout ", name, ": row offset ", r, " at byte offset ",
+                       oo + 4 * r, " is ", GetU32(data + oo + 4 * r), ", the masks of the rows before give ", off);
+      for (size_t e = 0; e < words * 64; ++e) {
+        const size_t byte = 8 * (r * words + e / 64) + (e % 64) / 8;
+        if (((data[byte] >> (e % 8)) & 1) == 0) continue;
+        SLIM_CHECK_INPUT(e < k, "layout ", name, ": mask bit of padding element ", e, " of row ", r,
+                         " at byte offset ", byte, " is set");
+        SLIM_CHECK_INPUT(off < nnz, "layout ", name, ": row ", r, "'s mask keeps more codes than offsets[N] = ",
+                         nnz, " (byte offset ", byte, ")");
+        SLIM_ASSIGN_OR_RETURN(q.codes[r * k + e], code8(vo + off));
+        SLIM_CHECK_INPUT(q.codes[r * k + e] != 0, "layout ", name, ": stored code at byte offset ", vo + off,
+                         " is 0 (only nonzero codes are stored)");
+        ++off;
+      }
+    }
+    SLIM_CHECK_INPUT(off == nnz, "layout ", name, ": offsets[N] at byte offset ", oo + 4 * n, " is ", nnz,
+                     ", the masks keep ", off, " codes");
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, oo + 4 * (n + 1), vo, name));
+    const size_t so = Q8BitmaskRowLayout::ScalesOffset(n, k, nnz);
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, vo + nnz, so, name));
+    SLIM_RETURN_IF_ERROR(ReadRowScales(data, so, name, &q));
     return q;
   }
 
@@ -330,14 +501,8 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     const size_t quads = Q4S24RowLayout::Quads(k, g);
     const size_t io = Q4S24RowLayout::IndexOffset(n, k, g);
     const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
-    auto zero_gap = [&](size_t from, size_t to) -> Status {
-      for (size_t i = from; i < to; ++i) {
-        SLIM_CHECK_INPUT(data[i] == 0, "layout ", name, ": alignment padding at byte offset ", i, " is not zero");
-      }
-      return Status::Ok();
-    };
-    SLIM_RETURN_IF_ERROR(zero_gap(n * quads, io));
-    SLIM_RETURN_IF_ERROR(zero_gap(io + n * quads / 2, so));
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, n * quads, io, name));
+    SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
     for (size_t r = 0; r < n; ++r) {
       for (size_t j = 0; j < quads; ++j) {
         const size_t voff = r * quads + j, ioff = io + r * quads / 2 + j / 2;

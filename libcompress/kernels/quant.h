@@ -169,11 +169,55 @@ struct Q4S24RowLayout {
   }
 };
 
+// "q8_s24_row": int8 codes of a 2:4-sparse matrix (quads as above). K is
+// padded to a multiple of 8 (padding elements are code 0), so a row has an
+// even number Quads of quads and whole index bytes. Three arrays:
+//   values  [N, 2 * Quads] int8 at offset 0: quad j's two kept codes, the
+//           lower-positioned one first;
+//   indices [N, Quads/2] bytes at IndexOffset, coded as in Q4S24RowLayout;
+//   scales  [N] FP32 at ScalesOffset.
+// Canonical form as Q4S24RowLayout's (kept positions = the nonzero codes,
+// filled with the lowest free positions, stored as code 0). 5 bits per
+// weight plus 32/K for the scale, against 8 + 32/K for q8_row.
+struct Q8S24RowLayout {
+  static constexpr size_t Quads(size_t k) { return 2 * CeilDiv(k, 8); }
+  static constexpr size_t IndexOffset(size_t n, size_t k) { return AlignUp(2 * n * Quads(k), kQuantAlign); }
+  static constexpr size_t ScalesOffset(size_t n, size_t k) {
+    return AlignUp(IndexOffset(n, k) + n * Quads(k) / 2, kQuantAlign);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k) { return ScalesOffset(n, k) + 4 * n; }
+};
+
+// "q8_bm_row": int8 codes of an unstructured sparse matrix as a bitmask plus
+// the nonzero codes. The size depends on the count `nnz` of nonzero codes:
+//   masks   [N, MaskWords] uint64 (little-endian) at offset 0: bit e % 64 of
+//           word e / 64 is set iff code (r, e) is nonzero; bits past K are 0;
+//   offsets [N + 1] uint32 at OffsetsOffset: offsets[0] = 0, offsets[r + 1] =
+//           offsets[r] + popcount(row r's mask), offsets[N] = nnz (< 2^32);
+//   values  [nnz] int8 at ValuesOffset: the nonzero codes, row-major, in
+//           column order (row r's at offsets[r]); never 0 or -128;
+//   scales  [N] FP32 at ScalesOffset(n, k, nnz).
+// Bits per weight 1 + 8 * density + 64/K: smaller than q8_row below a
+// density of about 7/8.
+struct Q8BitmaskRowLayout {
+  static constexpr size_t MaskWords(size_t k) { return CeilDiv(k, 64); }
+  static constexpr size_t OffsetsOffset(size_t n, size_t k) { return 8 * n * MaskWords(k); }
+  static constexpr size_t ValuesOffset(size_t n, size_t k) {
+    return AlignUp(OffsetsOffset(n, k) + 4 * (n + 1), kQuantAlign);
+  }
+  static constexpr size_t ScalesOffset(size_t n, size_t k, size_t nnz) {
+    return AlignUp(ValuesOffset(n, k) + nnz, kQuantAlign);
+  }
+  static constexpr size_t Bytes(size_t n, size_t k, size_t nnz) { return ScalesOffset(n, k, nnz) + 4 * n; }
+};
+
 enum class QuantLayoutKind : uint8_t {
   kQ8Row,     // "q8_row"
   kQ4Row,     // "q4g{G}_{sym,asym}_row"
   kQ4X8,      // "q4g{G}_{sym,asym}_x8"
   kQ4S24Row,  // "q4g{G}_sym_s24_row" (2:4 sparse, symmetric only)
+  kQ8S24Row,  // "q8_s24_row" (2:4 sparse int8)
+  kQ8BmRow,   // "q8_bm_row" (unstructured sparse int8: bitmask + nonzero codes)
 };
 
 // A layout with its parameters; Name() is the stable string stored in the
@@ -184,7 +228,16 @@ struct QuantLayout {
   bool symmetric = true;
 
   std::string Name() const;
-  size_t PackedBytes(size_t rows, size_t cols) const;
+  // Blob bytes for a matrix with `nnz` nonzero codes. Only q8_bm_row depends
+  // on nnz; for the others it is ignored. The two-argument form is the size
+  // at nnz = rows * cols (for q8_bm_row the largest possible).
+  size_t PackedBytes(size_t rows, size_t cols, size_t nnz) const;
+  size_t PackedBytes(size_t rows, size_t cols) const { return PackedBytes(rows, cols, rows * cols); }
+  // Stores only the codes of a sparsity pattern (2:4 or bitmask layouts).
+  bool IsSparse() const {
+    return kind == QuantLayoutKind::kQ4S24Row || kind == QuantLayoutKind::kQ8S24Row ||
+           kind == QuantLayoutKind::kQ8BmRow;
+  }
   // The quantization scheme whose codes this layout stores.
   QuantScheme Scheme() const;
   bool operator==(const QuantLayout& o) const {
@@ -198,8 +251,22 @@ Expected<QuantLayout> ParseQuantLayout(std::string_view name);
 std::vector<QuantLayout> AllQuantLayouts();
 // The sparse layouts: they take only codes of their sparsity pattern.
 std::vector<QuantLayout> AllSparseQuantLayouts();
-// Packed bits per weight, scales and zero points included.
+// Packed bits per weight, scales and zero points included (at nnz nonzero
+// codes for q8_bm_row).
 double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols);
+double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols, size_t nnz);
+
+// The size a blob of `layout` for [rows, cols] must have, read from the blob
+// where the layout's size depends on it (q8_bm_row: offsets[N]); fails when
+// the blob is too short to hold what the size depends on. Reads nothing else.
+Expected<size_t> ExpectedPackedBytes(const QuantLayout& layout, size_t rows, size_t cols, const uint8_t* data,
+                                     size_t size);
+
+// Whether the codes of q fit the layout's sparsity pattern (always for dense
+// layouts; 2:4 layouts: at most two nonzero codes per quad).
+bool CodesFitLayout(const QuantizedMatrix& q, const QuantLayout& layout);
+// Nonzero codes of q.
+size_t NonzeroCodes(const QuantizedMatrix& q);
 
 // Packs codes/scales/zeros into the layout's bytes (PackedBytes long). Fails
 // when the scheme differs from the layout's or a value is out of range.

@@ -54,7 +54,8 @@ Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
   std::vector<int64_t> shape = a->shape();
   shape.back() = n;
   Tensor y(DType::kFloat32, shape);
-  auto plan = PlanQGemm(layout, path, static_cast<size_t>(k), w->nbytes(), static_cast<size_t>(n));
+  auto plan = PlanQGemm(layout, path, static_cast<size_t>(k), static_cast<const uint8_t*>(w->raw()), w->nbytes(),
+                        static_cast<size_t>(n));
   if (!plan.ok()) return plan.status().WithContext(node.Describe());
   QGemmArgs args;
   args.m = m;

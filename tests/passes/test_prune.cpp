@@ -171,6 +171,67 @@ TEST_CASE("prune then int4/int8 (with and without GPTQ): pruned weights dequanti
   }
 }
 
+TEST_CASE("prune then int8: the smallest of q8_row, q8_s24_row and q8_bm_row per tensor, said in the report; "
+          "the sparse layouts compute what q8_row does",
+          "[passes][prune][sparse]") {
+  struct Case {
+    const char* prune;
+    const char* layout;  // expected for every pruned linear weight
+  };
+  for (const Case& c : {Case{R"({"method": "magnitude", "pattern": "unstructured", "sparsity": 0.5})", "q8_bm_row"},
+                        Case{R"({"method": "magnitude", "pattern": "2:4"})", "q8_s24_row"},
+                        Case{R"({"method": "magnitude", "pattern": "unstructured", "sparsity": 0.1})", "q8_row"}}) {
+    INFO(c.prune);
+    const std::string recipe =
+        StrCat(R"({"passes": [{"pass": "prune", "options": )", c.prune, R"(}, {"pass": "quantize_int8"}]})");
+    auto model = LoadModel(kModel);
+    REQUIRE(model.ok());
+    auto r = RunRecipe(model->graph, recipe, nullptr);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    Model dense = *model;  // the same codes, every weight in q8_row
+    size_t checked = 0;
+    for (const TensorReport& t : r->passes[1].tensors) {
+      if (!model->graph.weight_masks.count(t.name)) continue;
+      ++checked;
+      INFO(t.name << ": " << t.reason);
+      CHECK(t.layout == c.layout);
+      const Tensor* packed = model->graph.FindInitializer(t.name);
+      REQUIRE(packed != nullptr);
+      CHECK(t.bytes_after == packed->nbytes());
+      const size_t n = static_cast<size_t>(packed->dim(0)), k = static_cast<size_t>(packed->dim(1));
+      const QuantLayout q8{QuantLayoutKind::kQ8Row, 0, true};
+      if (std::string(c.layout) == "q8_row") {
+        CHECK_THAT(t.reason, Catch::StartsWith("stored dense"));
+        continue;
+      }
+      CHECK_THAT(t.reason, Catch::StartsWith(std::string(c.layout) + ": 0."));
+      CHECK(packed->nbytes() < q8.PackedBytes(n, k));
+      auto layout = ParseQuantLayout(t.layout);
+      REQUIRE(layout.ok());
+      auto q = UnpackQuantized(packed->data<uint8_t>(), packed->nbytes(), *layout, n, k);
+      REQUIRE(q.ok());
+      auto blob = PackQuantized(*q, q8);
+      REQUIRE(blob.ok());
+      dense.graph.AddInitializer(t.name, Tensor::FromBytes(DType::kInt8Packed, packed->shape(), blob->data(), blob->size()));
+      for (Node& node : dense.graph.nodes) {
+        if (node.op_type == "MatMulQ" && node.Input(1) == t.name) node.attrs["layout"] = Attribute::String("q8_row");
+      }
+    }
+    CHECK(checked == 28);
+    auto a = DecoderSession::Create(*model);
+    auto b = DecoderSession::Create(dense);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
+    REQUIRE(data.ok());
+    auto acc = CompareDecoders(**b, **a, *data, 2);
+    REQUIRE(acc.ok());
+    CHECK(acc->top1_agreement == 1.0);
+    CHECK(acc->kl_mean < 1e-9);
+  }
+}
+
 TEST_CASE("prune: calibration requirements, bad options, global scope", "[passes][prune]") {
   auto model = LoadModel(kModel);
   REQUIRE(model.ok());
