@@ -54,6 +54,30 @@ TEST_CASE("compile --preset prune24-int4: report sparsity, identical bytes at 1 
   CHECK(info["sparsity"]["zero_fraction"].get<double>() <= 0.5);
 }
 
+TEST_CASE("compile --preset prune50-int8: bitmask int8 layout, smaller than int8, identical at 1 and 2 threads, "
+          "verifies",
+          "[cli][prune][sparse]") {
+  const TempDir dir("cli_prune50_int8");
+  const std::string model = kModels + "kjv-byte";
+  const std::string calib = " --calib " + model + "/calib_tokens.json --calib-skip 64 --calib-sequences 8 --quiet";
+  REQUIRE(Slimpack("compile " + model + " -o " + (dir / "a.slim") + " --preset prune50-int8 --threads 1" + calib)
+              .code == 0);
+  REQUIRE(Slimpack("compile " + model + " -o " + (dir / "b.slim") + " --preset prune50-int8 --threads 2" + calib)
+              .code == 0);
+  REQUIRE(Slimpack("compile " + model + " -o " + (dir / "i8.slim") + " --preset int8 --quiet").code == 0);
+  CHECK(ReadFile(dir / "a.slim") == ReadFile(dir / "b.slim"));
+  const auto sparse_bytes = std::filesystem::file_size(dir / "a.slim");
+  const auto int8_bytes = std::filesystem::file_size(dir / "i8.slim");
+  CHECK(4 * sparse_bytes < 3 * int8_bytes);  // below 0.75x
+  const nlohmann::json info = SlimpackJson("inspect " + (dir / "a.slim"));
+  CHECK(info["sparsity"]["sparse_layouts"]["q8_bm_row"] == 28);
+  // The sparse kernels run in verify (held-out sequences 0..7).
+  const Result v = Slimpack("verify " + (dir / "a.slim") + " --reference " + model + " --limit 8 --data " + model +
+                            "/calib_tokens.json --quiet");
+  INFO(v.out);
+  CHECK(v.code == 0);
+}
+
 TEST_CASE("export --format hf writes a structurally pruned model back as config.json + safetensors", "[cli][export]") {
   const TempDir dir("export_hf");
   const std::string kjv = kModels + "kjv-byte";
