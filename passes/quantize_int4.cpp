@@ -51,8 +51,8 @@ class QuantizeInt4Pass final : public Pass {
   bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
-    return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
-      return RequestForRole(role, o, [&o](const std::string& choice) { return SchemeFor(choice, o); });
+    return RunWeightQuantization(graph, ctx, [](const WeightCandidate& c, const Options& o) {
+      return RequestForRole(c.role, o, [&o](const std::string& choice) { return SchemeFor(choice, o); });
     });
   }
 };

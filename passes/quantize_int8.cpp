@@ -31,8 +31,8 @@ class QuantizeInt8Pass final : public Pass {
   bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
-    return RunWeightQuantization(graph, ctx, [](const std::string& role, const Options& o) {
-      return RequestForRole(role, o, [](const std::string& choice) {
+    return RunWeightQuantization(graph, ctx, [](const WeightCandidate& c, const Options& o) {
+      return RequestForRole(c.role, o, [](const std::string& choice) {
         WeightScheme scheme;
         scheme.kind = choice == "int8" ? WeightScheme::Kind::kInt8 : WeightScheme::Kind::kKeep;
         return scheme;

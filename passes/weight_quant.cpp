@@ -169,7 +169,7 @@ Plan MakePlan(const WeightCandidate* c, const PassContext& ctx, const WeightRequ
   r.role = c->role;
   r.params = std::max<int64_t>(c->tensor.numel(), 0);
   r.bytes_before = c->tensor.nbytes();
-  p.request = request(c->role, ctx.OptionsFor(c->name));
+  p.request = request(*c, ctx.OptionsFor(c->name));
   r.requested = p.request.scheme.Name();
 
   auto keep = [&](std::string reason, bool fallback) {
@@ -245,6 +245,50 @@ Plan MakePlan(const WeightCandidate* c, const PassContext& ctx, const WeightRequ
   AttachActivationStats(*c, ctx, &p);
   r.method = p.hessian ? "gptq" : p.request.search ? "search" : "rtn";
   return p;
+}
+
+// The weight's pruning mask (Graph::weight_masks), if any: pruned elements
+// keep the code of 0.0, and the packed layout may be a sparse one.
+Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContext& ctx, Plan* plan) {
+  Plan& p = *plan;
+  auto m = graph.weight_masks.find(p.report.name);
+  if (m == graph.weight_masks.end()) return Status::Ok();
+  const std::vector<int64_t> nk{static_cast<int64_t>(p.n), static_cast<int64_t>(p.k)};
+  if (m->second.keep.shape() != nk || m->second.keep.dtype() != DType::kUInt8) {
+    return Internal(ctx.pass_name, ": mask of '", p.report.name, "' is ", ShapeToString(m->second.keep.shape()),
+                    ", the weight is ", ShapeToString(nk));
+  }
+  p.mask = &m->second;
+  p.report.sparsity = MaskSparsity(m->second.keep.data<uint8_t>(), p.n * p.k);
+  p.report.sparsity_pattern = m->second.pattern;
+  if (!p.quantize) return Status::Ok();
+  const uint8_t* keep = m->second.keep.data<uint8_t>();
+  if (p.actual.kind == WeightScheme::Kind::kInt8) {
+    // The codes decide (a kept weight may round to 0); until they exist the
+    // report shows the choice for the mask.
+    for (const WeightUse& u : c.uses) {
+      if (u.kind == UseKind::kGather) {
+        p.report.reason = "sparse mask stored dense: also a Gather table, and GatherQ reads q8_row";
+        return Status::Ok();
+      }
+    }
+    const size_t kept = static_cast<size_t>(std::count_if(keep, keep + p.n * p.k, [](uint8_t v) { return v != 0; }));
+    const LayoutChoice lc = ChooseInt8Layout(p.n, p.k, kept, MaskIs24(keep, p.n, p.k));
+    p.choose_int8_layout = true;
+    p.layout = lc.layout;
+    p.report.layout = lc.layout.Name();
+    p.report.bytes_after = lc.bytes;
+    p.report.reason = lc.reason;
+  } else if (m->second.pattern == "2:4" && p.actual.symmetric) {
+    // 3.5 instead of 4.5 bits per weight at group 32.
+    p.layout = QuantLayout{QuantLayoutKind::kQ4S24Row, static_cast<size_t>(p.actual.group_size), true};
+    p.report.layout = p.layout.Name();
+    p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
+  } else {
+    p.report.reason = StrCat(m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
+                             "(int8 has 2:4 and bitmask layouts)");
+  }
+  return Status::Ok();
 }
 
 Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq) {
@@ -402,45 +446,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   std::vector<Plan> plans;
   plans.reserve(cands.size());
   for (auto& c : cands) plans.push_back(MakePlan(&c, ctx, request));
-  for (Plan& p : plans) {
-    auto m = graph.weight_masks.find(p.report.name);
-    if (m == graph.weight_masks.end()) continue;
-    const std::vector<int64_t> nk{static_cast<int64_t>(p.n), static_cast<int64_t>(p.k)};
-    if (m->second.keep.shape() != nk || m->second.keep.dtype() != DType::kUInt8) {
-      return Internal(ctx.pass_name, ": mask of '", p.report.name, "' is ", ShapeToString(m->second.keep.shape()),
-                      ", the weight is ", ShapeToString(nk));
-    }
-    p.mask = &m->second;
-    p.report.sparsity = MaskSparsity(m->second.keep.data<uint8_t>(), p.n * p.k);
-    p.report.sparsity_pattern = m->second.pattern;
-    if (!p.quantize) continue;
-    const uint8_t* keep = m->second.keep.data<uint8_t>();
-    if (p.actual.kind == WeightScheme::Kind::kInt8) {
-      // The codes decide (a kept weight may round to 0); until they exist the
-      // report shows the choice for the mask.
-      bool gather = false;
-      for (const WeightUse& u : cands[static_cast<size_t>(&p - plans.data())].uses) gather |= u.kind == UseKind::kGather;
-      if (gather) {
-        p.report.reason = "sparse mask stored dense: also a Gather table, and GatherQ reads q8_row";
-        continue;
-      }
-      const size_t kept = static_cast<size_t>(std::count_if(keep, keep + p.n * p.k, [](uint8_t v) { return v != 0; }));
-      const LayoutChoice lc = ChooseInt8Layout(p.n, p.k, kept, MaskIs24(keep, p.n, p.k));
-      p.choose_int8_layout = true;
-      p.layout = lc.layout;
-      p.report.layout = lc.layout.Name();
-      p.report.bytes_after = lc.bytes;
-      p.report.reason = lc.reason;
-    } else if (m->second.pattern == "2:4" && p.actual.symmetric) {
-      // 3.5 instead of 4.5 bits per weight at group 32.
-      p.layout = QuantLayout{QuantLayoutKind::kQ4S24Row, static_cast<size_t>(p.actual.group_size), true};
-      p.report.layout = p.layout.Name();
-      p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
-    } else {
-      p.report.reason = StrCat(m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
-                               "(int8 has 2:4 and bitmask layouts)");
-    }
-  }
+  for (size_t i = 0; i < plans.size(); ++i) SLIM_RETURN_IF_ERROR(AttachMask(graph, cands[i], ctx, &plans[i]));
 
   if (!ctx.activations) {
     for (const Plan& p : plans) {
@@ -595,6 +601,78 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   report.counters["bytes_after"] = static_cast<int64_t>(after);
   report.seconds = SecondsSince(t0);
   return report;
+}
+
+Status TrialWeightSchemes(const Graph& graph, const PassContext& ctx, const TrialRequestsFn& requests,
+                          const TrialVisitor& visit) {
+  const GraphIndex index = GraphIndex::Build(graph);
+  const std::vector<WeightCandidate> cands = FindWeights(graph, index);
+  struct Trial {
+    size_t cand;
+    size_t request;
+    Plan plan;
+  };
+  std::vector<Trial> trials;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const std::vector<WeightRequest> reqs = requests(cands[i], ctx.OptionsFor(cands[i].name));
+    for (size_t r = 0; r < reqs.size(); ++r) {
+      const WeightRequest& req = reqs[r];
+      Trial t{i, r, MakePlan(&cands[i], ctx, [&req](const WeightCandidate&, const Options&) { return req; })};
+      SLIM_RETURN_IF_ERROR(AttachMask(graph, cands[i], ctx, &t.plan));
+      trials.push_back(std::move(t));
+    }
+  }
+  std::vector<FactorItem> items;
+  for (size_t i = 0; i < trials.size(); ++i) items.push_back({i, trials[i].plan.hessian, trials[i].plan.request.gptq_damp});
+  Status failed = Status::Ok();
+  std::mutex mu;
+  size_t done = 0;
+  RunPerInput(
+      items, ctx.threads,
+      [&](size_t i, const Expected<GptqFactor>* factor) {
+        const Trial& t = trials[i];
+        const Plan& p = t.plan;
+        SchemeTrial out;
+        out.scheme = p.quantize ? p.actual : WeightScheme{};
+        out.layout = p.report.layout;
+        out.bytes = p.report.bytes_after;
+        out.reason = p.report.reason;
+        std::vector<float> w;
+        if (p.quantize) {
+          Result res;
+          if (factor && !factor->ok()) {
+            res.failure = factor->status().message();
+          } else {
+            res = Quantize(cands[t.cand], p, factor ? &**factor : nullptr);
+          }
+          if (res.failure.empty()) {
+            out.quantized = true;
+            out.layout = res.layout.Name();
+            out.bytes = res.blob.size();
+            out.rel_mse = res.error.sum_sq > 0 ? res.error.sq_error / res.error.sum_sq : 0.0;
+            out.output_error_measured = res.output_error.has_value();
+            out.output_rel_error = res.output_error.value_or(0.0);
+            w.resize(p.n * p.k);
+            Status st = DequantizePacked(res.blob.data(), res.blob.size(), res.layout, p.n, p.k, w.data());
+            if (!st.ok()) {
+              std::lock_guard<std::mutex> lock(mu);
+              if (failed.ok()) failed = st;
+              return;
+            }
+          } else {
+            // What RunWeightQuantization does on a refusal: keep the tensor.
+            out.scheme = WeightScheme{};
+            out.layout = p.report.source_dtype;
+            out.bytes = p.report.bytes_before;
+            out.reason = res.failure;
+          }
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failed.ok()) return;
+        failed = visit(cands[t.cand], t.request, out, out.quantized ? &w : nullptr);
+      },
+      [&](size_t i) { ctx.Progress(++done, items.size(), cands[trials[i].cand].name); });
+  return failed;
 }
 
 }  // namespace slim

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "libcompress/pipeline/pass.h"
+#include "passes/weight_finder.h"
 
 namespace slim {
 
@@ -48,9 +49,10 @@ struct WeightRequest {
   double gptq_damp = 0.01;  // relative damping of the Hessian's diagonal
 };
 
-// role: "linear", "classifier", "embedding", "tied-embedding"; options: the
-// tensor's options (pass options with overrides applied).
-using WeightRequestFn = std::function<WeightRequest(const std::string& role, const Options& options)>;
+// The weight (its name, role "linear", "classifier", "embedding" or
+// "tied-embedding", shape) and its options (pass options with overrides
+// applied).
+using WeightRequestFn = std::function<WeightRequest(const WeightCandidate& weight, const Options& options)>;
 
 // The request both quantization passes build: the scheme named by the option
 // for the tensor's role ("scheme" for linear layers, "embeddings" for Gather
@@ -83,5 +85,31 @@ bool WeightPassNeedsHessians(const PassContext& ctx);
 
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request);
+
+// One scheme tried on one weight (TrialWeightSchemes).
+struct SchemeTrial {
+  WeightScheme scheme;     // as it would be applied (fallbacks resolved)
+  std::string layout;      // packed layout, or the source dtype when kept
+  uint64_t bytes = 0;      // bytes the tensor would occupy
+  bool quantized = false;  // false when kept (as asked, or on a fallback)
+  std::string reason;      // why kept or fallen back ("" otherwise)
+  double rel_mse = 0;      // sum (w - w')^2 / sum w^2 (quantized only)
+  bool output_error_measured = false;
+  double output_rel_error = 0;  // as TensorReport::output_rel_error
+};
+
+// The quantization passes' engine without the rewrite, for the mixed
+// precision allocator: every weight the passes would consider is quantized
+// once with each request `requests` lists for it (the same fallbacks,
+// search, importance, GPTQ and mask handling as RunWeightQuantization),
+// measured, and handed to visit(weight, request index, trial, w') where w'
+// is the dequantized [N, K] matrix (nullptr when kept). visit runs under a
+// lock, one call at a time; the order of calls depends on the thread count,
+// their arguments do not. An error from visit stops the run.
+using TrialRequestsFn = std::function<std::vector<WeightRequest>(const WeightCandidate& weight, const Options& options)>;
+using TrialVisitor = std::function<Status(const WeightCandidate& weight, size_t request, const SchemeTrial& trial,
+                                          const std::vector<float>* dequantized)>;
+Status TrialWeightSchemes(const Graph& graph, const PassContext& ctx, const TrialRequestsFn& requests,
+                          const TrialVisitor& visit);
 
 }  // namespace slim

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
@@ -14,6 +16,7 @@
 #include "calib_data/token_dataset.h"
 #include "libcompress/eval/calibration.h"
 #include "libcompress/eval/distill_signals.h"
+#include "libcompress/eval/graph_scorer.h"
 #include "libcompress/common/sha256.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/packed_format.h"
@@ -29,6 +32,10 @@ struct CompileOptions {
   std::string model, out, preset, recipe, calib, target = "generic", report, json, export_distill, import_distill;
   int threads = DefaultThreads();
   size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256, distill_topk = 16;
+  // The mixed pass's budget (0 / "" = not given).
+  double bpw = 0, tokens_per_s = 0, budget_per_b = 0;
+  std::string max_size, max_bytes_per_token;
+  int64_t context = 0;
   bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
@@ -87,6 +94,76 @@ std::string FeedsSha256(const std::vector<Feeds>& feeds) {
   return h.HexDigest();
 }
 
+// "1.5G", "640M", "123456", "300k": bytes (K/M/G are powers of 1000, KiB/MiB/
+// GiB of 1024).
+Expected<double> ParseByteSize(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::toupper(c); });
+  const std::vector<std::pair<std::string, double>> units = {
+      {"", 1}, {"B", 1}, {"K", 1e3}, {"KB", 1e3}, {"M", 1e6}, {"MB", 1e6}, {"G", 1e9}, {"GB", 1e9},
+      {"KIB", 1024.0}, {"MIB", 1024.0 * 1024}, {"GIB", 1024.0 * 1024 * 1024}};
+  for (const auto& [u, f] : units) {
+    if (used > 0 && unit == u && v > 0 && std::isfinite(v)) return v * f;
+  }
+  return InvalidInput(flag, " ", text, ": expected a positive size in bytes, optionally with K, M or G (1000s) "
+                      "or KiB, MiB, GiB");
+}
+
+// Budget flags go to the recipe's mixed step(s); without one they are an
+// error. With --target and no budget, the profile's own decode rate is the
+// budget when the mixed step names none.
+Status ApplyBudgetFlags(const CompileOptions& opt, const TargetProfile& target, Recipe* recipe) {
+  std::vector<PassStep*> mixed;
+  for (PassStep& p : recipe->passes) {
+    if (p.pass == "mixed") mixed.push_back(&p);
+  }
+  Options set;
+  if (opt.bpw > 0) set.Set("bpw", opt.bpw);
+  if (!opt.max_size.empty()) {
+    SLIM_ASSIGN_OR_RETURN(const double b, ParseByteSize(opt.max_size, "--max-size"));
+    set.Set("max_size", b);
+  }
+  if (!opt.max_bytes_per_token.empty()) {
+    SLIM_ASSIGN_OR_RETURN(const double b, ParseByteSize(opt.max_bytes_per_token, "--max-bytes-per-token"));
+    set.Set("max_bytes_per_token", b);
+  }
+  if (opt.tokens_per_s > 0) set.Set("tokens_per_s", opt.tokens_per_s);
+  if (opt.budget_per_b > 0) set.Set("budget_per_b", opt.budget_per_b);
+  if (opt.context > 0) set.Set("context", opt.context);
+  if (mixed.empty()) {
+    SLIM_CHECK_INPUT(set.values().empty(), "--bpw, --max-size, --max-bytes-per-token, --tokens-per-s, "
+                     "--budget-per-b and --context set the budget of a mixed pass, and the recipe has none "
+                     "(use --preset mixed)");
+    return Status::Ok();
+  }
+  SLIM_CHECK_INPUT(opt.budget_per_b <= 0 || opt.tokens_per_s > 0, "--budget-per-b needs --tokens-per-s");
+  const bool flag_budget = opt.bpw > 0 || !opt.max_size.empty() || !opt.max_bytes_per_token.empty() ||
+                           opt.tokens_per_s > 0;
+  for (PassStep* p : mixed) {
+    if (flag_budget) {
+      // One budget: a flag replaces whatever budget the recipe named.
+      for (const char* k : {"bpw", "max_size", "max_bytes_per_token", "tokens_per_s"}) p->options.Set(k, 0.0);
+    } else {
+      bool named = false;
+      for (const char* k : {"bpw", "max_size", "max_bytes_per_token", "tokens_per_s"}) {
+        named |= p->options.Has(k) && p->options.GetFloat(k) > 0;
+      }
+      if (!named && opt.target != "generic" && target.target_tokens_per_s) {
+        p->options.Set("tokens_per_s", *target.target_tokens_per_s);
+      }
+    }
+    for (const auto& [k, v] : set.values()) p->options.Set(k, v);
+  }
+  return Status::Ok();
+}
+
 double PeakRssMiB() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
@@ -122,6 +199,7 @@ int RunCompile(const CompileOptions& opt) {
   }
   auto target = FindTarget(opt.target);
   if (!target.ok()) return ReportError(target.status());
+  if (Status st = ApplyBudgetFlags(opt, *target, &recipe); !st.ok()) return ReportError(st);
   // --calib: token sequences (JSON) for a language model, or a directory of
   // ONNX test data sets for any other graph (read once the graph is known).
   std::optional<TokenDataset> calib;
@@ -192,18 +270,20 @@ int RunCompile(const CompileOptions& opt) {
   auto source_hash = SourceHash(opt.model);
   if (!source_hash.ok()) return ReportError(source_hash.status());
 
-  // Calibration statistics come from the source model, before any pass.
+  // Calibration statistics come from the source model, before any pass. A
+  // dry run skips them unless a pass plans with them (mixed).
   std::optional<ActivationStats> activations;
   double calib_seconds = 0;
   std::string calib_sha256 = calib ? calib->sha256 : "";
-  if (have_calib && opt.dry_run) log("compile: dry run: calibration skipped (the plan does not depend on it)");
+  const bool calibrate = !opt.dry_run || manager->PlansWithCalibration();
+  if (have_calib && !calibrate) log("compile: dry run: calibration skipped (the plan does not depend on it)");
   CalibrationOptions copt;
   copt.first_sequence = opt.calib_skip;
   copt.max_sequences = opt.calib_sequences;
   copt.max_sample_rows = opt.calib_sample_rows;
   copt.gram = manager->WantsHessians();
   copt.runtime.threads = opt.threads;
-  if (calib_sets && !opt.dry_run) {
+  if (calib_sets && calibrate) {
     const auto tc = Clock::now();
     auto feeds = ReadTestDataSets(opt.calib, model->graph);
     if (!feeds.ok()) return ReportError(feeds.status());
@@ -219,7 +299,7 @@ int RunCompile(const CompileOptions& opt) {
     log(StrCat("compile: calibration on ", activations->source, ": ", activations->values.size(), " matmul inputs, ",
                activations->conv_inputs.size(), " Conv inputs"));
   }
-  if (calib && !opt.dry_run) {
+  if (calib && calibrate) {
     const auto tc = Clock::now();
     const size_t available = calib->sequences.size() - opt.calib_skip;
     Progress calib_bar("compile: calibration",
@@ -248,6 +328,19 @@ int RunCompile(const CompileOptions& opt) {
   } else if (wants_teacher && !opt.dry_run) {
     log("compile: no token calibration data (--calib): the distillation directory has no teacher signals");
   }
+  // Model facts for the passes: the scorer (mixed's model-loss estimates)
+  // needs token calibration data and a decoder; the KV cache's cost per
+  // context token, and the context a bytes-per-token budget assumes.
+  std::optional<TokenKlScorer> scorer;
+  if (calib && model->decoder && manager->PlansWithCalibration()) {
+    RuntimeOptions ropt;
+    ropt.threads = opt.threads;
+    scorer.emplace(*model, *calib, opt.calib_skip, ropt);
+  }
+  const ModelStats source_stats = ComputeModelStats(*model);
+  int64_t default_context = model->decoder ? model->decoder->max_positions : 0;
+  if (calib) default_context = static_cast<int64_t>(calib->sequences[opt.calib_skip].size());
+  manager->SetModelFacts(scorer ? &*scorer : nullptr, source_stats.kv_bytes_per_context_token, default_context);
   auto report = manager->Run(model->graph, activations ? &*activations : nullptr);
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
@@ -379,6 +472,23 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--import-distill", opt->import_distill,
                   "Replace the result's float weights by DIR's (a fine-tuned --export-distill directory of the\n"
                   "same compile), validated: same names and shapes, finite, pruned weights still 0");
+  sub->add_option("--bpw", opt->bpw, "mixed budget: bits per weight over all weights, scales included")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--max-size", opt->max_size, "mixed budget: packed weight bytes (K/M/G suffixes: 640M, 1.2G)");
+  sub->add_option("--max-bytes-per-token", opt->max_bytes_per_token,
+                  "mixed budget: bytes read per decoded token, weights plus KV cache at --context");
+  sub->add_option("--tokens-per-s", opt->tokens_per_s,
+                  "mixed budget: decode rate on --target (bytes per token = its usable bandwidth / rate); "
+                  "without it, --target's own rate")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--budget-per-b", opt->budget_per_b,
+                  "with --tokens-per-s: usable bandwidth in GB/s per 1e9 parameters instead of --target's "
+                  "(DESIGN.md's rule: 1.5)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--context", opt->context,
+                  "mixed, bytes-per-token budgets: context length whose KV cache counts (default: the "
+                  "calibration length, else the model's)")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");

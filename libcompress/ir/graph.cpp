@@ -156,4 +156,24 @@ Status Graph::TopologicalSort() {
   return Status::Ok();
 }
 
+bool IsWeightDType(DType t) { return IsFloat(t) || t == DType::kInt4Packed || t == DType::kInt8Packed; }
+
+WeightStats ComputeWeightStats(const Graph& graph) {
+  WeightStats s;
+  auto add = [&](const Tensor& t) {
+    if (!IsWeightDType(t.dtype()) || t.rank() == 0 || t.numel() <= 0) return;
+    ++s.tensors;
+    s.params += t.numel();
+    s.bytes += t.nbytes();
+  };
+  for (const auto& name : graph.initializer_names()) add(*graph.FindInitializer(name));
+  for (const Node& n : graph.nodes) {
+    if (n.op_type == "Constant" && n.HasAttr("value") &&
+        n.attrs.at("value").type == Attribute::Type::kTensor) {
+      add(n.attrs.at("value").t);
+    }
+  }
+  return s;
+}
+
 }  // namespace slim

@@ -135,4 +135,18 @@ class Graph {
   std::unordered_map<std::string, Tensor> initializers_;
 };
 
+// Weight tensors of a graph: float or packed initializers and Constant
+// values of rank >= 1 (norms, biases and embedding tables included); the
+// figures compile's "bits per weight" and the mixed-precision budget use.
+struct WeightStats {
+  int64_t tensors = 0;
+  int64_t params = 0;   // logical elements (packed tensors count [N, K])
+  uint64_t bytes = 0;   // stored bytes, scales and zero points included
+  double BitsPerWeight() const {
+    return params > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
+  }
+};
+bool IsWeightDType(DType t);
+WeightStats ComputeWeightStats(const Graph& graph);
+
 }  // namespace slim

@@ -3,10 +3,6 @@
 #include <functional>
 
 namespace slim {
-namespace {
-
-// True when every (transitive, through Cast) reader of `value` is a Gather
-// reading it as its table (input 0).
 bool OnlyGathered(const Graph& g, const std::string& value) {
   const auto consumers = g.Consumers(value);
   if (consumers.empty()) return false;
@@ -21,7 +17,10 @@ bool OnlyGathered(const Graph& g, const std::string& value) {
   return true;
 }
 
-}  // namespace
+uint64_t TensorBytesPerToken(const Graph& g, const std::string& value, const Tensor& t) {
+  if (t.rank() >= 1 && t.dim(0) > 0 && OnlyGathered(g, value)) return t.nbytes() / static_cast<uint64_t>(t.dim(0));
+  return t.nbytes();
+}
 
 ModelStats ComputeModelStats(const Model& model) {
   const Graph& g = model.graph;
@@ -38,11 +37,7 @@ ModelStats ComputeModelStats(const Model& model) {
     // weights they replace.
     const bool weight = IsFloat(t.dtype()) || t.dtype() == DType::kInt4Packed || t.dtype() == DType::kInt8Packed;
     if (weight && t.numel() > 1) s.parameters += static_cast<uint64_t>(t.numel());
-    if (t.rank() >= 1 && t.dim(0) > 0 && OnlyGathered(g, value)) {
-      s.weight_bytes_per_token += t.nbytes() / static_cast<uint64_t>(t.dim(0));
-    } else {
-      s.weight_bytes_per_token += t.nbytes();
-    }
+    s.weight_bytes_per_token += TensorBytesPerToken(g, value, t);
   };
   for (const auto& name : g.initializer_names()) add_tensor(name, *g.FindInitializer(name));
   for (const auto& n : g.nodes) {

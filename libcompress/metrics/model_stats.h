@@ -32,4 +32,11 @@ struct ModelStats {
 
 ModelStats ComputeModelStats(const Model& model);
 
+// True when every (transitive, through Cast) reader of `value` is a Gather
+// reading it as its table (input 0).
+bool OnlyGathered(const Graph& g, const std::string& value);
+// Bytes of weight tensor `t` (the value `value` of g) one decoded token
+// reads: one row of a table only Gather reads, else all of it.
+uint64_t TensorBytesPerToken(const Graph& g, const std::string& value, const Tensor& t);
+
 }  // namespace slim

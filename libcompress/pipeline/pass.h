@@ -205,6 +205,21 @@ struct ProgressEvent {
 using ProgressFn = std::function<void(const ProgressEvent&)>;
 using LogFn = std::function<void(const std::string&)>;
 
+// Scores a candidate graph against the teacher (the source model) on a
+// few calibration sequences: the mean KL(teacher || candidate) per token.
+// For passes that choose by measured model loss (mixed precision). compile
+// provides one when it has token calibration data (eval/graph_scorer.h);
+// the candidate must keep the source's inputs, outputs and decoder layout.
+class GraphScorer {
+ public:
+  virtual ~GraphScorer() = default;
+  // Over the first `sequences` calibration sequences, `tokens` tokens of
+  // each (the teacher's side is computed once per such subset).
+  virtual Expected<double> Divergence(const Graph& candidate, size_t sequences, size_t tokens) const = 0;
+  // "mean KL(teacher || model) per token on calibration sequences", for reports.
+  virtual std::string Describe() const = 0;
+};
+
 struct PassContext {
   std::string pass_name;
   size_t pass_index = 0;
@@ -225,6 +240,13 @@ struct PassContext {
   // The teacher's signals on the calibration data (top-k logits), for a
   // hook that hands them to an external fine-tuner; nullptr when not given.
   const std::vector<std::pair<std::string, Tensor>>* teacher_signals = nullptr;
+  // Model loss of a candidate graph; nullptr without token calibration data.
+  const GraphScorer* scorer = nullptr;
+  // KV cache bytes one token of context costs per decoded token (0: not a
+  // decoder), and the context length a bytes-per-token budget assumes when
+  // the pass is not told (the calibration length, else the model's).
+  uint64_t kv_bytes_per_context_token = 0;
+  int64_t default_context = 0;
   ProgressFn progress;  // may be empty; called from one thread at a time
   LogFn log;            // may be empty
 
@@ -297,6 +319,11 @@ struct PassReport {
   std::vector<TensorReport> tensors;
   std::map<std::string, int64_t> counters;  // "quantized", "fallbacks", "kept", ...
   double seconds = 0;
+  // A pass's own section of the JSON report (an object, "" for none), e.g.
+  // the mixed pass's plan and Pareto table, and lines the human table
+  // prints after the pass's rows.
+  std::string details_json;
+  std::vector<std::string> summary_lines;
 };
 
 // ---------------------------------------------------------------------------
@@ -334,6 +361,10 @@ class Pass {
   // True when the pass uses E[x x^T] if calibration data is given but works
   // without it (structured pruning's refit).
   virtual bool WantsHessians(const PassContext& /*ctx*/) const { return false; }
+  // True when even a dry run's plan depends on calibration data (the mixed
+  // pass measures candidates to choose them), so compile --dry-run
+  // calibrates.
+  virtual bool PlansWithCalibration(const PassContext& /*ctx*/) const { return false; }
 };
 
 }  // namespace slim

@@ -22,10 +22,6 @@ Expected<NamePattern> Compile(const std::string& pattern, const std::string& whe
   }
 }
 
-bool IsWeightDType(DType t) {
-  return IsFloat(t) || t == DType::kInt4Packed || t == DType::kInt8Packed;
-}
-
 // ONNX quantization operators: a graph using them carries quantized weights.
 const std::set<std::string>& QuantizedOps() {
   static const std::set<std::string> k = {
@@ -42,24 +38,6 @@ std::string Mb(uint64_t bytes) {
 }
 
 }  // namespace
-
-WeightStats ComputeWeightStats(const Graph& graph) {
-  WeightStats s;
-  auto add = [&](const Tensor& t) {
-    if (!IsWeightDType(t.dtype()) || t.rank() == 0 || t.numel() <= 0) return;
-    ++s.tensors;
-    s.params += t.numel();
-    s.bytes += t.nbytes();
-  };
-  for (const auto& name : graph.initializer_names()) add(*graph.FindInitializer(name));
-  for (const Node& n : graph.nodes) {
-    if (n.op_type == "Constant" && n.HasAttr("value") &&
-        n.attrs.at("value").type == Attribute::Type::kTensor) {
-      add(n.attrs.at("value").t);
-    }
-  }
-  return s;
-}
 
 Status CheckNotQuantized(const Graph& graph) {
   const char* hint =
@@ -159,6 +137,13 @@ bool PassManager::WantsHessians() const {
   return false;
 }
 
+bool PassManager::PlansWithCalibration() const {
+  for (const Step& step : steps_) {
+    if (step.pass->PlansWithCalibration(step.ctx)) return true;
+  }
+  return false;
+}
+
 bool PassManager::NeedsActivations() const {
   for (const Step& step : steps_) {
     if (step.pass->NeedsActivations(step.ctx)) return true;
@@ -205,6 +190,9 @@ Expected<PipelineReport> PassManager::Run(Graph& graph, const ActivationStats* a
     ctx.activations = activations;
     ctx.source = &graph;  // unchanged until every pass succeeded
     ctx.teacher_signals = options_.teacher_signals;
+    ctx.scorer = options_.scorer;
+    ctx.kv_bytes_per_context_token = options_.kv_bytes_per_context_token;
+    ctx.default_context = options_.default_context;
     ctx.log = [&](const std::string& line) { log(ctx.pass_name + ": " + line); };
     auto r = step.pass->Run(work, ctx);
     if (!r.ok()) return r.status();
@@ -304,6 +292,7 @@ std::string PipelineReportToJson(const PipelineReport& r) {
       tensors.push_back(std::move(tj));
     }
     pj["tensors"] = std::move(tensors);
+    if (!p.details_json.empty()) pj["details"] = Json::parse(p.details_json);
     passes.push_back(std::move(pj));
   }
   j["passes"] = std::move(passes);
@@ -338,6 +327,7 @@ std::string FormatReportTable(const PipelineReport& r) {
                     note.c_str());
       out += line;
     }
+    for (const std::string& l : p.summary_lines) out += "  " + l + "\n";
   }
   out += r.Summary() + "\n";
   return out;

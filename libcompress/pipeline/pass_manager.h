@@ -30,19 +30,11 @@ struct PipelineOptions {
   // The teacher's signals on the calibration data (eval/distill_signals.h),
   // handed to hook_external steps; nullptr when not computed.
   const std::vector<std::pair<std::string, Tensor>>* teacher_signals = nullptr;
+  // PassContext::scorer, kv_bytes_per_context_token and default_context.
+  const GraphScorer* scorer = nullptr;
+  uint64_t kv_bytes_per_context_token = 0;
+  int64_t default_context = 0;
 };
-
-// Weight tensors of a graph: float or packed initializers and Constant
-// values of rank >= 1 (norms, biases and embedding tables included).
-struct WeightStats {
-  int64_t tensors = 0;
-  int64_t params = 0;   // logical elements (packed tensors count [N, K])
-  uint64_t bytes = 0;   // stored bytes, scales and zero points included
-  double BitsPerWeight() const {
-    return params > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
-  }
-};
-WeightStats ComputeWeightStats(const Graph& graph);
 
 // OK when the graph holds no quantized weights; otherwise InvalidInput
 // naming the first quantized node or tensor.
@@ -83,6 +75,15 @@ class PassManager {
   bool NeedsActivations() const;
   // Some pass uses Hessians when calibration data is given (collect them).
   bool WantsHessians() const;
+  // Some pass's plan depends on calibration data (Pass::PlansWithCalibration).
+  bool PlansWithCalibration() const;
+  // What is known only once the model is read (PipelineOptions::scorer,
+  // kv_bytes_per_context_token, default_context).
+  void SetModelFacts(const GraphScorer* scorer, uint64_t kv_bytes_per_context_token, int64_t default_context) {
+    options_.scorer = scorer;
+    options_.kv_bytes_per_context_token = kv_bytes_per_context_token;
+    options_.default_context = default_context;
+  }
 
  private:
   PassManager() = default;

@@ -40,6 +40,8 @@ const Preset kPresets[] = {
       "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
                   "gptq": true, "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
+    {"mixed", R"({"description": "int4/int8/FP16 chosen per tensor by estimated loss under one budget (--bpw, --max-size, --max-bytes-per-token or --tokens-per-s); GPTQ and model-loss estimates with --calib",
+      "passes": [{"pass": "mixed"}, {"pass": "select_layout"}]})"},
     {"prune50", R"({"description": "50% unstructured SparseGPT pruning with OBS error compensation of linear layers (needs --calib); FP16 kept",
       "passes": [{"pass": "prune", "options": {"method": "sparsegpt", "sparsity": 0.5, "pattern": "unstructured"}},
                  {"pass": "select_layout"}]})"},

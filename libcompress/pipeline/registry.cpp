@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "passes/hook_external.h"
+#include "passes/mixed_precision.h"
 #include "passes/prune.h"
 #include "passes/prune_structured.h"
 #include "passes/quantize_int4.h"
@@ -26,6 +27,8 @@ const std::vector<const Pass*>& AllPasses() {
     v.push_back(MakeHookExternalPass());
     v.push_back(MakeQuantizeInt8Pass());
     v.push_back(MakeQuantizeInt4Pass());
+    // mixed chooses int4/int8/FP16 per tensor; it replaces the two above.
+    v.push_back(MakeMixedPrecisionPass());
     // Order matters in recipes, not here; but select_layout only sees
     // weights a quantization pass packed, so recipes list it after them.
     v.push_back(MakeSelectLayoutPass());

@@ -125,7 +125,7 @@ TEST_CASE("recipe parsing reports what and where", "[pipeline][recipe]") {
 TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   std::vector<std::string> names;
   for (const auto& p : ListPresets()) names.push_back(p.name);
-  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-g128", "int4-gptq", "prune50", "prune50-int8", "prune24",
+  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-g128", "int4-gptq", "mixed", "prune50", "prune50-int8", "prune24",
                                           "prune24-int4"});
   for (const auto& name : names) {
     auto r = GetPreset(name);
