@@ -109,7 +109,6 @@ Expected<Budget> ResolveBudget(const Options& o, const PassContext& ctx, const W
 
 // Everything measured for one weight.
 struct TensorPlan {
-  const WeightCandidate* cand = nullptr;  // valid during the trials only
   std::string name, role;
   std::string pin;                        // "" = allocated
   uint64_t source_bytes = 0, source_per_token = 0, rows_per_token = 1;  // rows_per_token: Gather-only tables
@@ -118,6 +117,7 @@ struct TensorPlan {
   std::vector<double> exact, proxy;       // per request; NaN until measured
   size_t reference = 0;                   // the request whose trial measures the proxy's gain
   double gain = std::numeric_limits<double>::quiet_NaN();
+  uint64_t min_bytes = 0;                 // fewest bytes of any request, dense layouts
   std::vector<size_t> choices;            // requests that are distinct allocation choices
   size_t chosen = 0;                      // a request index
 };
@@ -232,52 +232,89 @@ class MixedPrecisionPass final : public Pass {
               "error, every tensor weighted alike");
     }
 
-    // 1. Trials.
+    // 1. Trials, for every weight the quantization passes would take.
     Model as_model;
     as_model.graph = graph;
     std::vector<TensorPlan> plans;
     std::map<std::string, size_t> index;
+    {
+      const GraphIndex gi = GraphIndex::Build(graph);
+      for (const WeightCandidate& c : FindWeights(graph, gi)) {
+        if (!c.problem.empty() || !c.IsFloatMatrix() || !ctx.selection.WhyExcluded(c.name).empty()) continue;
+        const Options to = ctx.OptionsFor(c.name);
+        TensorPlan tp;
+        tp.name = c.name;
+        tp.role = c.role;
+        tp.source_bytes = c.tensor.nbytes();
+        tp.source_per_token = TensorBytesPerToken(graph, c.name, c.tensor);
+        tp.rows_per_token = tp.source_per_token > 0 ? std::max<uint64_t>(1, tp.source_bytes / tp.source_per_token) : 1;
+        const bool table = c.role == "embedding" || c.role == "tied-embedding";
+        if (to.GetString("pin") != "auto") {
+          tp.pin = to.GetString("pin");
+          tp.requested.push_back(*ParseScheme(tp.pin));
+        } else {
+          for (const WeightScheme& sch : candidates) {
+            if (!table || sch.kind != WeightScheme::Kind::kInt4) tp.requested.push_back(sch);
+          }
+          if (tp.requested.empty()) tp.requested.push_back(WeightScheme{});
+        }
+        // The gain reference and the lower bound of the cost: the request
+        // with the fewest bytes (dense; a sparse layout can only be smaller).
+        uint64_t fewest = UINT64_MAX;
+        for (size_t r = 0; r < tp.requested.size(); ++r) {
+          const uint64_t b = DenseSchemeBytes(tp.requested[r], c.tensor.dtype(), c.n, c.k);
+          if (b < fewest) {
+            fewest = b;
+            tp.reference = r;
+          }
+        }
+        tp.min_bytes = fewest;
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        tp.trials.resize(tp.requested.size());
+        tp.exact.assign(tp.requested.size(), nan);
+        tp.proxy.assign(tp.requested.size(), nan);
+        index[c.name] = plans.size();
+        plans.push_back(std::move(tp));
+      }
+    }
     auto requests = [&](const WeightCandidate& c, const Options& to) {
       std::vector<WeightRequest> out;
-      if (!c.problem.empty() || !c.IsFloatMatrix() || !ctx.selection.WhyExcluded(c.name).empty()) return out;
-      TensorPlan tp;
-      tp.cand = &c;
-      tp.name = c.name;
-      tp.role = c.role;
-      tp.source_bytes = c.tensor.nbytes();
-      tp.source_per_token = TensorBytesPerToken(graph, c.name, c.tensor);
-      tp.rows_per_token = tp.source_per_token > 0 ? std::max<uint64_t>(1, tp.source_bytes / tp.source_per_token) : 1;
-      const bool table = c.role == "embedding" || c.role == "tied-embedding";
-      if (to.GetString("pin") != "auto") {
-        tp.pin = to.GetString("pin");
-        tp.requested.push_back(*ParseScheme(tp.pin));
-      } else {
-        for (const WeightScheme& s : candidates) {
-          if (!table || s.kind != WeightScheme::Kind::kInt4) tp.requested.push_back(s);
-        }
-        if (tp.requested.empty()) tp.requested.push_back(WeightScheme{});
-      }
-      // The gain reference: the request with the fewest bits.
-      double fewest = 1e9;
-      for (size_t r = 0; r < tp.requested.size(); ++r) {
-        const WeightScheme& s = tp.requested[r];
-        const double bits = s.kind == WeightScheme::Kind::kKeep ? 16.0
-                            : s.kind == WeightScheme::Kind::kInt8 ? 8.0
-                                                                  : 4.0 + (s.symmetric ? 16.0 : 24.0) / static_cast<double>(s.group_size);
-        if (bits < fewest) {
-          fewest = bits;
-          tp.reference = r;
-        }
-      }
-      for (const WeightScheme& s : tp.requested) out.push_back(Request(s, to));
-      const double nan = std::numeric_limits<double>::quiet_NaN();
-      tp.trials.resize(tp.requested.size());
-      tp.exact.assign(tp.requested.size(), nan);
-      tp.proxy.assign(tp.requested.size(), nan);
-      index[c.name] = plans.size();
-      plans.push_back(std::move(tp));
+      auto it = index.find(c.name);
+      if (it == index.end()) return out;
+      for (const WeightScheme& sch : plans[it->second].requested) out.push_back(Request(sch, to));
       return out;
     };
+
+    // The part of the budget no allocation changes: other weights (and for
+    // a bytes-per-token budget the KV cache at the context).
+    double fixed = 0, lower = 0;
+    int64_t context = 0;
+    double kv_bytes = 0;
+    if (budget.per_token) {
+      fixed = static_cast<double>(ComputeModelStats(as_model).weight_bytes_per_token);
+      for (const TensorPlan& tp : plans) fixed -= static_cast<double>(tp.source_per_token);
+      context = o.GetInt("context") > 0 ? o.GetInt("context") : ctx.default_context;
+      kv_bytes = static_cast<double>(ctx.kv_bytes_per_context_token) * static_cast<double>(context);
+      fixed += kv_bytes;
+    } else {
+      fixed = static_cast<double>(stats.bytes);
+      for (const TensorPlan& tp : plans) fixed -= static_cast<double>(tp.source_bytes);
+    }
+    auto per_token = [&](const TensorPlan& tp, double bytes) {
+      return budget.per_token ? std::ceil(bytes / static_cast<double>(tp.rows_per_token)) : bytes;
+    };
+    for (const TensorPlan& tp : plans) lower += per_token(tp, static_cast<double>(tp.min_bytes));
+    auto unreachable = [&](double smallest) {
+      return InvalidInput("pass mixed: budget ", budget.text, " = ", budget.Express(budget.limit),
+                          " cannot be met: the smallest reachable is ", budget.Express(fixed + smallest),
+                          " (every tensor at its cheapest scheme",
+                          budget.per_token ? StrCat(", KV cache at context ", context, ": ",
+                                                    static_cast<uint64_t>(kv_bytes), " bytes") : std::string(),
+                          ")");
+    };
+    // Before any trial when no mask can make a layout smaller than dense.
+    if (graph.weight_masks.empty() && budget.limit < fixed + lower) return unreachable(lower);
+
     size_t model_runs = 0;
     auto score = [&](const WeightCandidate& c, const std::vector<float>& w) -> Expected<double> {
       ++model_runs;
@@ -309,7 +346,6 @@ class MixedPrecisionPass final : public Pass {
     };
     SLIM_RETURN_IF_ERROR(TrialWeightSchemes(graph, ctx, requests, visit));
     for (TensorPlan& tp : plans) {
-      tp.cand = nullptr;
       // A tensor whose reference trial fell back (nothing measured the gain)
       // is weighted as without a scorer.
       if (std::isnan(tp.gain)) tp.gain = 1.0;
@@ -321,25 +357,7 @@ class MixedPrecisionPass final : public Pass {
     // 2. Allocation. Choices are the distinct schemes the trials applied
     // (a fallback can make two requests the same scheme).
     const bool use_exact = mode != "proxy";
-    double fixed = 0;
-    if (budget.per_token) {
-      fixed = static_cast<double>(ComputeModelStats(as_model).weight_bytes_per_token);
-      for (const TensorPlan& tp : plans) fixed -= static_cast<double>(tp.source_per_token);
-    } else {
-      fixed = static_cast<double>(stats.bytes);
-      for (const TensorPlan& tp : plans) fixed -= static_cast<double>(tp.source_bytes);
-    }
-    int64_t context = 0;
-    double kv_bytes = 0;
-    if (budget.per_token) {
-      context = o.GetInt("context") > 0 ? o.GetInt("context") : ctx.default_context;
-      kv_bytes = static_cast<double>(ctx.kv_bytes_per_context_token) * static_cast<double>(context);
-      fixed += kv_bytes;
-    }
-    auto cost_of = [&](const TensorPlan& tp, size_t r) {
-      const double bytes = static_cast<double>(tp.trials[r].bytes);
-      return budget.per_token ? std::ceil(bytes / static_cast<double>(tp.rows_per_token)) : bytes;
-    };
+    auto cost_of = [&](const TensorPlan& tp, size_t r) { return per_token(tp, static_cast<double>(tp.trials[r].bytes)); };
     std::vector<AllocItem> items;
     for (TensorPlan& tp : plans) {
       AllocItem item;
@@ -355,14 +373,7 @@ class MixedPrecisionPass final : public Pass {
     }
     SLIM_ASSIGN_OR_RETURN(KnapsackSolver solver, KnapsackSolver::Create(items));
     const double item_budget = budget.limit - fixed;
-    if (item_budget < solver.min_cost()) {
-      return InvalidInput("pass mixed: budget ", budget.text, " = ", budget.Express(budget.limit),
-                          " cannot be met: the smallest reachable is ", budget.Express(fixed + solver.min_cost()),
-                          " (every tensor at its cheapest scheme",
-                          budget.per_token ? StrCat(", KV cache at context ", context, ": ",
-                                                    static_cast<uint64_t>(kv_bytes), " bytes") : std::string(),
-                          ")");
-    }
+    if (item_budget < solver.min_cost()) return unreachable(solver.min_cost());
     SLIM_ASSIGN_OR_RETURN(const Allocation alloc, solver.Solve(item_budget));
     std::map<std::string, WeightScheme> chosen;
     for (size_t i = 0; i < plans.size(); ++i) {

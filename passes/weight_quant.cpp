@@ -123,6 +123,15 @@ double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t
   return PackedBitsPerWeight(RowLayout(s), n, k);
 }
 
+}  // namespace
+
+uint64_t DenseSchemeBytes(const WeightScheme& s, DType source, size_t n, size_t k) {
+  if (s.kind == WeightScheme::Kind::kKeep) return static_cast<uint64_t>(n * k * DTypeSize(source));
+  return RowLayout(s).PackedBytes(n, k);
+}
+
+namespace {
+
 // Importance for the search and the sample for the output error, from the
 // calibration statistics of the weight's matmul inputs. A weight read by
 // several matmuls (rare: a shared projection) gets the mean of their

@@ -86,6 +86,10 @@ bool WeightPassNeedsHessians(const PassContext& ctx);
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request);
 
+// Bytes of an [n, k] weight in the scheme's dense row layout (the source
+// dtype's for keep): what quantize_int4/int8 write without a sparse layout.
+uint64_t DenseSchemeBytes(const WeightScheme& s, DType source, size_t n, size_t k);
+
 // One scheme tried on one weight (TrialWeightSchemes).
 struct SchemeTrial {
   WeightScheme scheme;     // as it would be applied (fallbacks resolved)

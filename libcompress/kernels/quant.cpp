@@ -25,10 +25,12 @@ void PutU16(uint8_t* p, uint16_t v) {
 }
 uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
-Status CheckScale(float s, const std::string& layout, size_t offset) {
-  if (!std::isfinite(s) || s < 0.0f) {
+// Scales are finite and >= 0, except symmetric int4 ones (codes -8..7):
+// those may be negative, so the sign picks the side that reaches -8.
+Status CheckScale(float s, const std::string& layout, size_t offset, bool may_be_negative = false) {
+  if (!std::isfinite(s) || (s < 0.0f && !may_be_negative)) {
     return InvalidInput("layout ", layout, ": scale at byte offset ", offset, " is ", s,
-                        " (scales must be finite and >= 0)");
+                        may_be_negative ? " (scales must be finite)" : " (scales must be finite and >= 0)");
   }
   return Status::Ok();
 }
@@ -259,8 +261,9 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
   }
   for (size_t i = 0; i < q.scales.size(); ++i) {
     const float s = q.scales[i];
-    SLIM_CHECK_INPUT(std::isfinite(s) && s >= 0.0f && (!cr.fp16_scale || HalfToFloat(FloatToHalf(s)) == s),
-                     "scale ", i, " is ", s, " (must be finite, >= 0 and, for int4, an FP16 value)");
+    SLIM_CHECK_INPUT(std::isfinite(s) && (s >= 0.0f || (ls.bits == 4 && ls.symmetric)) &&
+                         (!cr.fp16_scale || HalfToFloat(FloatToHalf(s)) == s),
+                     "scale ", i, " is ", s, " (must be finite, an FP16 value for int4, and >= 0 unless int4 symmetric)");
   }
   for (size_t i = 0; i < q.zeros.size(); ++i) {
     SLIM_CHECK_INPUT(q.zeros[i] <= 15, "zero point ", i, " is ", int{q.zeros[i]}, ", above 15");
@@ -530,7 +533,7 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     }
     for (size_t i = 0; i < n * groups; ++i) {
       q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
-      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i));
+      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i, true));
     }
     return q;
   }
@@ -563,7 +566,7 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     }
     for (size_t i = 0; i < n * groups; ++i) {
       q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
-      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i));
+      SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i, sym));
     }
     return q;
   }
@@ -589,7 +592,7 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
       for (size_t r = 0; r < 8; ++r) {
         const size_t row = 8 * b + r;
         const float s = HalfToFloat(GetU16(&data[so + 2 * r]));
-        SLIM_RETURN_IF_ERROR(CheckScale(s, name, so + 2 * r));
+        SLIM_RETURN_IF_ERROR(CheckScale(s, name, so + 2 * r, sym));
         if (row < n) {
           q.scales[row * groups + gi] = s;
         } else {

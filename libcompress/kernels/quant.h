@@ -7,7 +7,9 @@
 // (one float multiply, the same expression the kernels and tests use):
 //   int8 per row:       q in [-127, 127], zero = 0, one FP32 scale per row.
 //   int4 symmetric:     q in [-8, 7], zero = 0, one scale per group of
-//                       `group_size` consecutive elements of a row (32/64/128).
+//                       `group_size` consecutive elements of a row (32/64/128);
+//                       the scale may be negative, so either side of a group
+//                       can reach code -8 (all 16 codes in use).
 //   int4 asymmetric:    q in [0, 15], integer zero in [0, 15] per group.
 // int4 scales are FP16 values: the scale is rounded to FP16 *before* the codes
 // are chosen, so what is stored dequantizes exactly to what was measured. A

@@ -1,5 +1,6 @@
 // Multiple-choice knapsack by dynamic programming over rounded-up costs
-// (allocate.h says why rounding up keeps every answer within the budget).
+// (allocate.h says why rounding up keeps every answer within the budget),
+// then a greedy pass over the real slack the rounding left.
 #include "libcompress/numerics/allocate.h"
 
 #include <algorithm>
@@ -114,7 +115,32 @@ Expected<Allocation> KnapsackSolver::Solve(double budget) const {
     choice[i] = pick_[i][c];
     c -= rounded_[i][choice[i]];
   }
-  return Evaluate(std::move(choice));
+  // Rounding up leaves real slack: spend it on the single changes with the
+  // most loss saved per byte while they fit (exact costs, so still within
+  // the budget; the loss only falls).
+  Allocation a = Evaluate(std::move(choice));
+  for (;;) {
+    double best_ratio = 0;
+    size_t bi = 0, bj = 0;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const AllocChoice& cur = items_[i].choices[a.choice[i]];
+      for (size_t j = 0; j < items_[i].choices.size(); ++j) {
+        const AllocChoice& alt = items_[i].choices[j];
+        const double extra = alt.cost - cur.cost, saved = cur.loss - alt.loss;
+        if (saved <= 0 || a.cost + extra > budget) continue;
+        const double ratio = extra <= 0 ? std::numeric_limits<double>::infinity() : saved / extra;
+        if (ratio > best_ratio) {
+          best_ratio = ratio;
+          bi = i;
+          bj = j;
+        }
+      }
+    }
+    if (best_ratio <= 0) break;
+    a.choice[bi] = bj;
+    a = Evaluate(std::move(a.choice));
+  }
+  return a;
 }
 
 namespace {

@@ -10,8 +10,10 @@
 // the budget is never exceeded. Optimality gap: the solution's loss is at
 // most the exact optimum at the budget minus n * q (n items), which the
 // result states (gap_cost); with kAllocBuckets = 2^16 that is n / 65536 of the
-// largest total cost. One table answers every budget up to the largest, so
-// a Pareto sweep costs one solve.
+// largest total cost. The real slack the rounding leaves is then spent
+// greedily (single changes with the most loss saved per byte that still
+// fit), which only lowers the loss. One table answers every budget up to
+// the largest, so a Pareto sweep costs one solve.
 #pragma once
 
 #include <cstddef>

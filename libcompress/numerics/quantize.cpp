@@ -90,7 +90,10 @@ float GroupErrorFast(const float* w, const float* a, size_t n, float scale, floa
 
 void TryCandidate(const float* w, const float* a, size_t n, float scale, int zero,
                   const CodeRange& cr, GroupFit* best) {
-  if (!(scale > 0.0f) || !std::isfinite(scale)) return;  // FP16 underflow/overflow
+  // FP16 underflow/overflow; a negative scale only where the code range is
+  // lopsided (symmetric int4, -8..7), where its sign decides which side
+  // gets code -8.
+  if (!std::isfinite(scale) || !(scale > 0.0f || (scale < 0.0f && cr.lo + cr.hi < 0))) return;
   const float qlo = static_cast<float>(cr.lo - zero), qhi = static_cast<float>(cr.hi - zero);
   const double err = a ? GroupErrorFast<true>(w, a, n, scale, qlo, qhi)
                        : GroupErrorFast<false>(w, a, n, scale, qlo, qhi);
@@ -117,7 +120,7 @@ bool LsqStep(const float* w, const float* a, size_t n, const CodeRange& cr, bool
   if (symmetric) {
     if (saqq <= 0) return false;
     to->scale = StoreScale(static_cast<float>(sawq / saqq), cr, false);
-    return to->scale > 0.0f;
+    return to->scale > 0.0f || (to->scale < 0.0f && cr.lo + cr.hi < 0);
   }
   const double det = sa * saqq - saq * saq;
   if (det <= 0) return false;
@@ -167,6 +170,12 @@ void QuantizeDenseGroup(const float* w, const float* a, size_t n, const QuantOpt
         const float s = StoreScale(r * amax / static_cast<float>(cr.hi), cr, i == 0);
         TryCandidate(w, a, n, s, 0, cr, &best);
         if (i == 0) rtn = best;
+        // -8..7 is lopsided: when the extreme is positive, a negative scale
+        // maps it to -8 (all 16 codes used, as llama.cpp's Q4_0 does); a
+        // negative extreme gets -8 from the positive scales above.
+        if (opt.search && cr.lo + cr.hi < 0 && hi > -lo) {
+          TryCandidate(w, a, n, StoreScale(-r * hi / static_cast<float>(-cr.lo), cr, false), 0, cr, &best);
+        }
       } else {
         // Shrink the range about its centre; the zero keeps 0 representable.
         const float c = 0.5f * (lo + hi);
@@ -194,9 +203,9 @@ void QuantizeDenseGroup(const float* w, const float* a, size_t n, const QuantOpt
   }
   *scale_out = best.scale;
   if (zero_out) *zero_out = static_cast<uint8_t>(best.zero);
-  const float inv = best.scale > 0.0f ? 1.0f / best.scale : 0.0f;
+  const float inv = best.scale != 0.0f ? 1.0f / best.scale : 0.0f;
   for (size_t i = 0; i < n; ++i) {
-    codes[i] = static_cast<int8_t>(best.scale > 0.0f ? CodeOf(w[i], inv, best.zero, cr) : best.zero);
+    codes[i] = static_cast<int8_t>(best.scale != 0.0f ? CodeOf(w[i], inv, best.zero, cr) : best.zero);
   }
 }
 
@@ -271,7 +280,7 @@ void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, 
         const float scale = q->scales[idx];
         const int zero = q->zeros.empty() ? 0 : q->zeros[idx];
         const bool pruned = opt.keep && !opt.keep[r * cols + i];
-        const int code = scale > 0.0f && !pruned ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
+        const int code = scale != 0.0f && !pruned ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
         q->codes[r * cols + i] = static_cast<int8_t>(code);
         const float e = (W(rr, ii) - scale * static_cast<float>(code - zero)) / d;
         err(rr, static_cast<Eigen::Index>(i - i1)) = e;

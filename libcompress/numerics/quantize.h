@@ -15,14 +15,17 @@
 // it like llama.cpp's make_qx_quants: with the codes fixed, the least-squares
 // scale  sum(a*w*(q-z)) / sum(a*(q-z)^2)  (a = importance) is rounded to the
 // storage precision, the codes re-rounded, and the result kept while it
-// improves. The search compares candidates in float; its result is finally
+// improves. For symmetric int4 (codes -8..7) a group whose extreme weight is
+// positive also tries negative scales -r * max / 8, so its extreme can take
+// code -8 (all 16 codes, as llama.cpp's Q4_0). The search compares candidates in float; its result is finally
 // compared with RTN in double and RTN kept on a tie, so the search is never
 // worse than RTN on the objective it minimises. Cost: about 2 + 1.5 *
 // clip_steps passes over the weights (~40 at the default).
 //
 // Measured (sq_error of search / RTN, 128 Gaussian rows of 1024; pinned in
-// tests/numerics/test_quantize.cpp): int4 g32 sym 0.784, g128 sym 0.734, g32 asym
-// 0.921 (asymmetric RTN already uses all 16 codes), int8 0.986.
+// tests/numerics/test_quantize.cpp): int4 g32 sym 0.696 (0.784 with positive
+// scales only), g128 sym 0.677 (0.734), g32 asym 0.921 (asymmetric RTN already
+// uses all 16 codes), int8 0.986.
 #pragma once
 
 #include <cstddef>
