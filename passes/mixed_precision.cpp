@@ -39,12 +39,6 @@ Expected<WeightScheme> ParseScheme(const std::string& name) {
   return InvalidInput("unknown scheme '", name, "' (known: keep, int8, int4-g{32,64,128}-{sym,asym})");
 }
 
-std::string Fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 std::string Sci(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3g", v);
@@ -60,7 +54,7 @@ struct Budget {
   double params = 0;       // weights the bits-per-weight figure divides by
   // The user's unit of a byte total: bits per weight, or bytes.
   std::string Express(double bytes) const {
-    if (!text.empty() && text.rfind("bpw", 0) == 0) return Fixed(8.0 * bytes / params, 3) + " bits per weight";
+    if (!text.empty() && text.rfind("bpw", 0) == 0) return FormatFixed(8.0 * bytes / params, 3) + " bits per weight";
     return StrCat(static_cast<uint64_t>(std::llround(bytes)), per_token ? " bytes per token" : " bytes");
   }
 };
@@ -92,13 +86,13 @@ Expected<Budget> ResolveBudget(const Options& o, const PassContext& ctx, const W
     double gbps = 0;
     if (o.GetFloat("budget_per_b") > 0) {
       gbps = o.GetFloat("budget_per_b") * b.params / 1e9;
-      b.text = StrCat(o.GetFloat("budget_per_b"), " GB/s per 1e9 parameters (", Fixed(gbps, 3), " GB/s) at ", rate,
+      b.text = StrCat(o.GetFloat("budget_per_b"), " GB/s per 1e9 parameters (", FormatFixed(gbps, 3), " GB/s) at ", rate,
                       " tokens/s");
     } else {
       SLIM_CHECK_INPUT(ctx.target != nullptr, "pass mixed: tokens_per_s needs a target profile (compile --target) "
                        "or budget_per_b");
       gbps = ctx.target->budget_gbps();
-      b.text = StrCat("target ", ctx.target->name, " (", Fixed(gbps, 1), " GB/s usable) at ", rate, " tokens/s");
+      b.text = StrCat("target ", ctx.target->name, " (", FormatFixed(gbps, 1), " GB/s usable) at ", rate, " tokens/s");
     }
     b.limit = gbps * 1e9 / rate;
   }
@@ -435,7 +429,7 @@ class MixedPrecisionPass final : public Pass {
       }
       const double rho = SpearmanCorrelation(ex, px);
       details["proxy_exact_spearman"] = rho;
-      lines.push_back(StrCat("proxy vs exact: Spearman rank correlation ", Fixed(rho, 3), " over ", ex.size(),
+      lines.push_back(StrCat("proxy vs exact: Spearman rank correlation ", FormatFixed(rho, 3), " over ", ex.size(),
                              " trials"));
     }
     details["budget"] = {{"given", budget.text},

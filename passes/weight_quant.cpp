@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -72,12 +71,6 @@ QuantLayout RowLayout(const WeightScheme& s) {
 
 int SourceBits(DType t) { return static_cast<int>(DTypeSize(t) * 8); }
 
-std::string FormatFixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // The smallest int8 layout for a sparse matrix with nnz nonzero codes, which
 // fit 2:4 when fits_24: q8_row, q8_s24_row or q8_bm_row (ties go to the
 // simpler layout, in that order), with the sizes behind the choice.
@@ -118,11 +111,6 @@ bool MaskIs24(const uint8_t* keep, size_t n, size_t k) {
   return true;
 }
 
-double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t k) {
-  if (s.kind == WeightScheme::Kind::kKeep) return SourceBits(source);
-  return PackedBitsPerWeight(RowLayout(s), n, k);
-}
-
 }  // namespace
 
 uint64_t DenseSchemeBytes(const WeightScheme& s, DType source, size_t n, size_t k) {
@@ -131,6 +119,10 @@ uint64_t DenseSchemeBytes(const WeightScheme& s, DType source, size_t n, size_t 
 }
 
 namespace {
+
+double SchemeBitsPerWeight(const WeightScheme& s, DType source, size_t n, size_t k) {
+  return 8.0 * static_cast<double>(DenseSchemeBytes(s, source, n, k)) / static_cast<double>(n * k);
+}
 
 // Importance for the search and the sample for the output error, from the
 // calibration statistics of the weight's matmul inputs. A weight read by

@@ -49,6 +49,14 @@ std::string StrCat(const Args&... args) {
   (os << ... << args);
   return os.str();
 }
+// v with `digits` digits after the point ("0.640"), for messages and tables.
+inline std::string FormatFixed(double v, int digits) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(digits);
+  os << v;
+  return os.str();
+}
 template <typename... Args>
 Status InvalidInput(const Args&... args) {
   return Status(StatusCode::kInvalidInput, StrCat(args...));
