@@ -116,20 +116,6 @@ struct TensorPlan {
   size_t chosen = 0;                      // a request index
 };
 
-// A trial's (and the final pass's) request: the scheme with the search
-// options of the tensor.
-WeightRequest Request(const WeightScheme& scheme, const Options& o) {
-  WeightRequest r;
-  r.scheme = scheme;
-  r.search = o.GetBool("search");
-  r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
-  r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
-  r.activation_importance = o.GetString("importance") == "activations";
-  r.gptq = o.GetBool("gptq");
-  r.gptq_damp = o.GetFloat("gptq_damp");
-  return r;
-}
-
 double RelError(const SchemeTrial& t) { return t.output_error_measured ? t.output_rel_error : t.rel_mse; }
 
 // The graph with one weight replaced by w' (float32 [N, K] in the weight's
@@ -227,8 +213,6 @@ class MixedPrecisionPass final : public Pass {
     }
 
     // 1. Trials, for every weight the quantization passes would take.
-    Model as_model;
-    as_model.graph = graph;
     std::vector<TensorPlan> plans;
     std::map<std::string, size_t> index;
     {
@@ -275,7 +259,7 @@ class MixedPrecisionPass final : public Pass {
       std::vector<WeightRequest> out;
       auto it = index.find(c.name);
       if (it == index.end()) return out;
-      for (const WeightScheme& sch : plans[it->second].requested) out.push_back(Request(sch, to));
+      for (const WeightScheme& sch : plans[it->second].requested) out.push_back(SearchRequest(sch, to));
       return out;
     };
 
@@ -285,6 +269,8 @@ class MixedPrecisionPass final : public Pass {
     int64_t context = 0;
     double kv_bytes = 0;
     if (budget.per_token) {
+      Model as_model;
+      as_model.graph = graph;
       fixed = static_cast<double>(ComputeModelStats(as_model).weight_bytes_per_token);
       for (const TensorPlan& tp : plans) fixed -= static_cast<double>(tp.source_per_token);
       context = o.GetInt("context") > 0 ? o.GetInt("context") : ctx.default_context;
@@ -475,7 +461,7 @@ class MixedPrecisionPass final : public Pass {
     // 3. Apply.
     auto applied = RunWeightQuantization(graph, ctx, [&](const WeightCandidate& c, const Options& to) {
       auto it = chosen.find(c.name);
-      return Request(it != chosen.end() ? it->second : WeightScheme{}, to);
+      return SearchRequest(it != chosen.end() ? it->second : WeightScheme{}, to);
     });
     if (!applied.ok()) return applied.status();
     PassReport report = std::move(*applied);

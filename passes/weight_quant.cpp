@@ -392,6 +392,18 @@ Node MakeQuantNode(const Node& old, const WeightCandidate& c, const Plan& p, Use
 
 }  // namespace
 
+WeightRequest SearchRequest(const WeightScheme& scheme, const Options& o) {
+  WeightRequest r;
+  r.scheme = scheme;
+  r.search = o.GetBool("search");
+  r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
+  r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
+  r.activation_importance = o.GetString("importance") == "activations";
+  r.gptq = o.GetBool("gptq");
+  r.gptq_damp = o.GetFloat("gptq_damp");
+  return r;
+}
+
 PassInfo WithSearchOptions(PassInfo info, const std::string& unit) {
   std::vector<OptionSpec> search = {
       BoolOption("search", true,

@@ -54,24 +54,20 @@ struct WeightRequest {
 // applied).
 using WeightRequestFn = std::function<WeightRequest(const WeightCandidate& weight, const Options& options)>;
 
-// The request both quantization passes build: the scheme named by the option
-// for the tensor's role ("scheme" for linear layers, "embeddings" for Gather
-// tables, "classifier" otherwise; `to_scheme` maps that choice) plus the
-// search options.
+// `scheme` with the search options of `o` (search, clip_steps, refine_iters,
+// importance, gptq, gptq_damp; WithSearchOptions declares them).
+WeightRequest SearchRequest(const WeightScheme& scheme, const Options& o);
+
+// The request both quantization passes build: the scheme named by the
+// option for the tensor's role ("scheme" for linear layers, "embeddings" for
+// Gather tables, "classifier" otherwise; `to_scheme` maps that choice) plus
+// the search options.
 template <typename ToScheme>
 WeightRequest RequestForRole(const std::string& role, const Options& o, ToScheme to_scheme) {
-  WeightRequest r;
   const std::string choice = role == "linear"      ? o.GetString("scheme")
                              : role == "embedding" ? o.GetString("embeddings")
                                                    : o.GetString("classifier");
-  r.scheme = to_scheme(choice);
-  r.search = o.GetBool("search");
-  r.clip_steps = static_cast<int>(o.GetInt("clip_steps"));
-  r.refine_iters = static_cast<int>(o.GetInt("refine_iters"));
-  r.activation_importance = o.GetString("importance") == "activations";
-  r.gptq = o.GetBool("gptq");
-  r.gptq_damp = o.GetFloat("gptq_damp");
-  return r;
+  return SearchRequest(to_scheme(choice), o);
 }
 
 // `info` with the options RequestForRole reads besides the role schemes

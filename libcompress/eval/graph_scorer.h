@@ -35,8 +35,6 @@ class TokenKlScorer final : public GraphScorer {
     std::vector<std::vector<float>> logits;
   };
   Expected<const Subset*> TeacherSubset(size_t sequences, size_t tokens) const;
-  static Expected<std::vector<float>> Logits(const Model& model, const std::vector<int64_t>& tokens,
-                                             const RuntimeOptions& runtime);
 
   Model teacher_;
   const TokenDataset& data_;

@@ -160,6 +160,8 @@ void gemm_q4_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
   }
 }
 
+namespace {
+
 // 2:4 layout: an index byte covers two quads (8 elements of X, one __m256);
 // entry b holds the lanes of their kept elements, [first, second] of the
 // low quad then 4 + [first, second] of the high one, for vpermps.
@@ -175,6 +177,22 @@ struct S24Lanes {
   }
 };
 constexpr S24Lanes kS24Lanes;
+
+// The 16 kept activations of 8 quads (32 elements of X at xq, index bytes
+// ib[0..3]) in quad order: x0 for quads 0..3, x1 for quads 4..7, each
+// quad's [first, second].
+inline void PickKept(const float* xq, const uint8_t* ib, __m256* x0, __m256* x1) {
+  const __m256i lanes0 = _mm256_setr_m128i(_mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[0]])),
+                                           _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[1]])));
+  const __m256i lanes1 = _mm256_setr_m128i(_mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[2]])),
+                                           _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[3]])));
+  *x0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), lanes0),
+                        _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), lanes0), 0xF0);
+  *x1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), lanes1),
+                        _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), lanes1), 0xF0);
+}
+
+}  // namespace
 
 // Per 8 quads (32 elements of X, 16 kept weights): the kept X values are
 // picked with vpermps from two 8-element loads per 4 quads (the index bytes
@@ -210,18 +228,8 @@ void gemm_q4s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* 
           const __m128i c = _mm_sub_epi8(u, eight);
           const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
           const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8)));
-          const float* xq = xi + 4 * j;
-          const uint8_t* ib = idx + j / 2;
-          const __m256i lanes0 = _mm256_setr_m128i(
-              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[0]])),
-              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[1]])));
-          const __m256i lanes1 = _mm256_setr_m128i(
-              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[2]])),
-              _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[3]])));
-          const __m256 x0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), lanes0),
-                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), lanes0), 0xF0);
-          const __m256 x1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), lanes1),
-                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), lanes1), 0xF0);
+          __m256 x0, x1;
+          PickKept(xi + 4 * j, idx + j / 2, &x0, &x1);
           t0 = _mm256_fmadd_ps(w0, x0, t0);
           t1 = _mm256_fmadd_ps(w1, x1, t1);
         }
@@ -258,18 +266,8 @@ void gemm_q8s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* 
         const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(vals + 2 * j));
         const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
         const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8)));
-        const float* xq = xi + 4 * j;
-        const uint8_t* ib = idx + j / 2;
-        const __m256i lanes0 = _mm256_setr_m128i(
-            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[0]])),
-            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[1]])));
-        const __m256i lanes1 = _mm256_setr_m128i(
-            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[2]])),
-            _mm_load_si128(reinterpret_cast<const __m128i*>(kS24Lanes.lanes[ib[3]])));
-        const __m256 x0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), lanes0),
-                                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), lanes0), 0xF0);
-        const __m256 x1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), lanes1),
-                                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), lanes1), 0xF0);
+        __m256 x0, x1;
+        PickKept(xi + 4 * j, idx + j / 2, &x0, &x1);
         t0 = _mm256_fmadd_ps(w0, x0, t0);
         t1 = _mm256_fmadd_ps(w1, x1, t1);
       }
@@ -283,6 +281,8 @@ void gemm_q8s24_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* 
     }
   }
 }
+
+namespace {
 
 // Bitmask layout: byte j of shuffle[b] is the rank of bit j among mask
 // byte b's set bits, or 0x80 (pshufb writes 0) when bit j is clear, so one
@@ -323,6 +323,8 @@ inline __m256 BitmaskChunk(const uint8_t* vals, size_t off, size_t nnz, int b) {
   const __m128i ctrl = _mm_cvtsi64_si128(static_cast<long long>(kBitmask.shuffle[b]));
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_shuffle_epi8(c8, ctrl)));
 }
+
+}  // namespace
 
 // M = 1 (decode): each 8-element chunk is expanded in registers and
 // multiplied with X at once (two FMA chains, even and odd chunks). M > 1:

@@ -95,6 +95,63 @@ void QuadCodes(const QuantizedMatrix& q, size_t r, size_t j, int8_t* out4) {
   }
 }
 
+
+// The quads of both 2:4 layouts (Q4S24RowLayout, Q8S24RowLayout): index
+// nibbles at `io`, N rows of `quads` quads. PackQuads computes each quad's
+// canonical positions and hands its two kept codes to store(r, j, c0, c1);
+// UnpackQuads reads the positions, takes the two stored codes from
+// kept(r, j, &c0, &c1, &voff) (voff: the byte offset messages name), and
+// checks positions, canonical form and padding.
+template <typename Store>
+Status PackQuads(const QuantizedMatrix& q, const std::string& name, size_t quads, size_t io, uint8_t* out,
+                 Store store) {
+  for (size_t r = 0; r < q.rows; ++r) {
+    for (size_t j = 0; j < quads; ++j) {
+      int8_t c[4];
+      QuadCodes(q, r, j, c);
+      int p0 = 0, p1 = 0;
+      if (!QuadPositions(c, &p0, &p1)) {
+        return InvalidInput("layout ", name, " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j, "..",
+                            4 * j + 3, " hold more than 2 nonzero codes");
+      }
+      store(r, j, c[p0], c[p1]);
+      out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename Kept>
+Status UnpackQuads(const uint8_t* data, const std::string& name, size_t quads, size_t io, Kept kept,
+                   QuantizedMatrix* q) {
+  const size_t k = q->cols;
+  for (size_t r = 0; r < q->rows; ++r) {
+    for (size_t j = 0; j < quads; ++j) {
+      const size_t ioff = io + r * quads / 2 + j / 2;
+      const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
+      const int p0 = bits & 3, p1 = bits >> 2;
+      SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
+                       " keeps positions ", p0, " and ", p1, " (the first must be lower)");
+      int8_t c[4] = {0, 0, 0, 0};
+      size_t voff = 0;
+      SLIM_RETURN_IF_ERROR(kept(r, j, &c[p0], &c[p1], &voff));
+      int e0 = 0, e1 = 0;
+      QuadPositions(c, &e0, &e1);  // at most two nonzero by construction
+      SLIM_CHECK_INPUT(e0 == p0 && e1 == p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", voff,
+                       " is not in canonical form (zero codes must take the lowest free positions)");
+      for (int i = 0; i < 4; ++i) {
+        const size_t e = 4 * j + static_cast<size_t>(i);
+        if (e < k) {
+          q->codes[r * k + e] = c[i];
+        } else {
+          SLIM_CHECK_INPUT(c[i] == 0, "layout ", name, ": padding element ", e, " of row ", r, " at byte offset ",
+                           voff, " is not code 0");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
 }  // namespace
 
 QuantizedMatrix EmptyQuantizedMatrix(const QuantScheme& scheme, size_t rows, size_t cols) {
@@ -281,21 +338,11 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
   }
   if (layout.kind == QuantLayoutKind::kQ8S24Row) {
     const size_t quads = Q8S24RowLayout::Quads(k);
-    const size_t io = Q8S24RowLayout::IndexOffset(n, k);
-    for (size_t r = 0; r < n; ++r) {
-      for (size_t j = 0; j < quads; ++j) {
-        int8_t c[4];
-        QuadCodes(q, r, j, c);
-        int p0 = 0, p1 = 0;
-        if (!QuadPositions(c, &p0, &p1)) {
-          return InvalidInput("layout ", layout.Name(), " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j,
-                              "..", 4 * j + 3, " hold more than 2 nonzero codes");
-        }
-        out[2 * (r * quads + j)] = static_cast<uint8_t>(c[p0]);
-        out[2 * (r * quads + j) + 1] = static_cast<uint8_t>(c[p1]);
-        out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
-      }
-    }
+    SLIM_RETURN_IF_ERROR(PackQuads(q, layout.Name(), quads, Q8S24RowLayout::IndexOffset(n, k), out.data(),
+                                   [&](size_t r, size_t j, int8_t c0, int8_t c1) {
+                                     out[2 * (r * quads + j)] = static_cast<uint8_t>(c0);
+                                     out[2 * (r * quads + j) + 1] = static_cast<uint8_t>(c1);
+                                   }));
     WriteRowScales(q, Q8S24RowLayout::ScalesOffset(n, k), out.data());
     return out;
   }
@@ -329,20 +376,11 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
   };
   if (layout.kind == QuantLayoutKind::kQ4S24Row) {
     const size_t quads = Q4S24RowLayout::Quads(k, g);
-    const size_t io = Q4S24RowLayout::IndexOffset(n, k, g);
-    for (size_t r = 0; r < n; ++r) {
-      for (size_t j = 0; j < quads; ++j) {
-        int8_t c[4];
-        QuadCodes(q, r, j, c);
-        int p0 = 0, p1 = 0;
-        if (!QuadPositions(c, &p0, &p1)) {
-          return InvalidInput("layout ", layout.Name(), " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j,
-                              "..", 4 * j + 3, " hold more than 2 nonzero codes");
-        }
-        out[r * quads + j] = static_cast<uint8_t>(Nibble(c[p0], true) | (Nibble(c[p1], true) << 4));
-        out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
-      }
-    }
+    SLIM_RETURN_IF_ERROR(PackQuads(q, layout.Name(), quads, Q4S24RowLayout::IndexOffset(n, k, g), out.data(),
+                                   [&](size_t r, size_t j, int8_t c0, int8_t c1) {
+                                     out[r * quads + j] =
+                                         static_cast<uint8_t>(Nibble(c0, true) | (Nibble(c1, true) << 4));
+                                   }));
     const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
     for (size_t i = 0; i < n * groups; ++i) PutU16(&out[so + 2 * i], FloatToHalf(q.scales[i]));
     return out;
@@ -425,31 +463,15 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     const size_t so = Q8S24RowLayout::ScalesOffset(n, k);
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, 2 * n * quads, io, name));
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
-    for (size_t r = 0; r < n; ++r) {
-      for (size_t j = 0; j < quads; ++j) {
-        const size_t voff = 2 * (r * quads + j), ioff = io + r * quads / 2 + j / 2;
-        const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
-        const int p0 = bits & 3, p1 = bits >> 2;
-        SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
-                         " keeps positions ", p0, " and ", p1, " (the first must be lower)");
-        int8_t c[4] = {0, 0, 0, 0};
-        SLIM_ASSIGN_OR_RETURN(c[p0], code8(voff));
-        SLIM_ASSIGN_OR_RETURN(c[p1], code8(voff + 1));
-        int e0 = 0, e1 = 0;
-        QuadPositions(c, &e0, &e1);
-        SLIM_CHECK_INPUT(e0 == p0 && e1 == p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ",
-                         voff, " is not in canonical form (zero codes must take the lowest free positions)");
-        for (int i = 0; i < 4; ++i) {
-          const size_t e = 4 * j + static_cast<size_t>(i);
-          if (e < k) {
-            q.codes[r * k + e] = c[i];
-          } else {
-            SLIM_CHECK_INPUT(c[i] == 0, "layout ", name, ": padding element ", e, " of row ", r,
-                             " at byte offset ", voff, " is not code 0");
-          }
-        }
-      }
-    }
+    SLIM_RETURN_IF_ERROR(UnpackQuads(
+        data, name, quads, io,
+        [&](size_t r, size_t j, int8_t* c0, int8_t* c1, size_t* voff) -> Status {
+          *voff = 2 * (r * quads + j);
+          SLIM_ASSIGN_OR_RETURN(*c0, code8(*voff));
+          SLIM_ASSIGN_OR_RETURN(*c1, code8(*voff + 1));
+          return Status::Ok();
+        },
+        &q));
     SLIM_RETURN_IF_ERROR(ReadRowScales(data, so, name, &q));
     return q;
   }
@@ -506,31 +528,15 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, n * quads, io, name));
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
-    for (size_t r = 0; r < n; ++r) {
-      for (size_t j = 0; j < quads; ++j) {
-        const size_t voff = r * quads + j, ioff = io + r * quads / 2 + j / 2;
-        const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
-        const int p0 = bits & 3, p1 = bits >> 2;
-        SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
-                         " keeps positions ", p0, " and ", p1, " (the first must be lower)");
-        int8_t c[4] = {0, 0, 0, 0};
-        c[p0] = static_cast<int8_t>(CodeFromNibble(data[voff] & 0xf, true));
-        c[p1] = static_cast<int8_t>(CodeFromNibble(data[voff] >> 4, true));
-        int e0 = 0, e1 = 0;
-        QuadPositions(c, &e0, &e1);  // at most two nonzero by construction
-        SLIM_CHECK_INPUT(e0 == p0 && e1 == p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ",
-                         voff, " is not in canonical form (zero codes must take the lowest free positions)");
-        for (int i = 0; i < 4; ++i) {
-          const size_t e = 4 * j + static_cast<size_t>(i);
-          if (e < k) {
-            q.codes[r * k + e] = c[i];
-          } else {
-            SLIM_CHECK_INPUT(c[i] == 0, "layout ", name, ": padding element ", e, " of row ", r,
-                             " at byte offset ", voff, " is not code 0");
-          }
-        }
-      }
-    }
+    SLIM_RETURN_IF_ERROR(UnpackQuads(
+        data, name, quads, io,
+        [&](size_t r, size_t j, int8_t* c0, int8_t* c1, size_t* voff) -> Status {
+          *voff = r * quads + j;
+          *c0 = static_cast<int8_t>(CodeFromNibble(data[*voff] & 0xf, true));
+          *c1 = static_cast<int8_t>(CodeFromNibble(data[*voff] >> 4, true));
+          return Status::Ok();
+        },
+        &q));
     for (size_t i = 0; i < n * groups; ++i) {
       q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
       SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i, true));

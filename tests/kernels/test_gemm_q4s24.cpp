@@ -14,26 +14,10 @@
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
 #include "libcompress/numerics/quantize.h"
+#include "tests/kernels/sparse_test_util.h"
 
 namespace slim {
 namespace {
-
-// A 2:4 matrix: in every quad two random positions keep a Gaussian value.
-std::vector<float> Sparse24(size_t n, size_t k, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 0.05f);
-  std::vector<float> w(n * k, 0.0f);
-  for (size_t r = 0; r < n; ++r) {
-    for (size_t c0 = 0; c0 < k; c0 += 4) {
-      const int a = static_cast<int>(rng() % 4);
-      const int b = (a + 1 + static_cast<int>(rng() % 3)) % 4;
-      for (int p : {a, b}) {
-        if (c0 + static_cast<size_t>(p) < k) w[r * k + c0 + static_cast<size_t>(p)] = d(rng);
-      }
-    }
-  }
-  return w;
-}
 
 QuantizedMatrix Quantize(const std::vector<float>& w, size_t n, size_t k, size_t g) {
   QuantOptions o;
@@ -41,20 +25,6 @@ QuantizedMatrix Quantize(const std::vector<float>& w, size_t n, size_t k, size_t
   auto q = QuantizeMatrix(w.data(), n, k, o);
   REQUIRE(q.ok());
   return *q;
-}
-
-std::vector<float> Run(QGemmFn fn, size_t g, const std::vector<float>& x, const std::vector<uint8_t>& w, size_t m,
-                       size_t n, size_t k, size_t n_begin = 0, size_t n_end = SIZE_MAX) {
-  QGemmArgs a;
-  a.m = m;
-  a.n = n;
-  a.k = k;
-  a.group_size = g;
-  a.n_begin = n_begin;
-  a.n_end = n_end;
-  std::vector<float> y(m * n, 0.0f);
-  fn(a, x.data(), w.data(), y.data());
-  return y;
 }
 
 }  // namespace
@@ -79,7 +49,7 @@ TEST_CASE("q4 2:4 layout: round trip, and the reader rejects what it must", "[ke
       const size_t n = 5;
       INFO("G=" << g << " K=" << k);
       const QuantLayout l{QuantLayoutKind::kQ4S24Row, g, true};
-      const QuantizedMatrix q = Quantize(Sparse24(n, k, static_cast<uint32_t>(k + g)), n, k, g);
+      const QuantizedMatrix q = Quantize(slim_test::Sparse24(n, k, static_cast<uint32_t>(k + g)), n, k, g);
       auto blob = PackQuantized(q, l);
       REQUIRE(blob.ok());
       REQUIRE(blob->size() == l.PackedBytes(n, k));
@@ -97,7 +67,7 @@ TEST_CASE("q4 2:4 layout: round trip, and the reader rejects what it must", "[ke
   auto refused = PackQuantized(Quantize(dense, n, k, 32), l);
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.status().message(), Catch::Contains("more than 2 nonzero"));
-  const auto good = *PackQuantized(Quantize(Sparse24(n, k, 3), n, k, 32), l);
+  const auto good = *PackQuantized(Quantize(slim_test::Sparse24(n, k, 3), n, k, 32), l);
   const size_t io = Q4S24RowLayout::IndexOffset(n, k, 32);
   {
     auto bad = good;
@@ -132,7 +102,7 @@ TEST_CASE("q4 2:4 kernels: ref bit-identical to the dense ref, AVX2 within the b
   for (size_t g : {32, 64, 128}) {
     for (size_t k : {1, 7, 33, 172, 257}) {
       for (size_t n : {1, 9, 33}) {
-        const QuantizedMatrix q = Quantize(Sparse24(n, k, seed++), n, k, g);
+        const QuantizedMatrix q = Quantize(slim_test::Sparse24(n, k, seed++), n, k, g);
         const QuantLayout s24{QuantLayoutKind::kQ4S24Row, g, true}, row{QuantLayoutKind::kQ4Row, g, true};
         const auto ws = *PackQuantized(q, s24);
         const auto wr = *PackQuantized(q, row);
@@ -144,30 +114,13 @@ TEST_CASE("q4 2:4 kernels: ref bit-identical to the dense ref, AVX2 within the b
           std::normal_distribution<float> d(0.0f, 1.0f);
           std::vector<float> x(m * k);
           for (float& v : x) v = d(rng);
-          const auto y_ref = Run(gemm_q4s24_row_f32_ref, g, x, ws, m, n, k);
-          const auto y_row = Run(gemm_q4_row_f32_ref, g, x, wr, m, n, k);
+          const auto y_ref = slim_test::RunQGemm(gemm_q4s24_row_f32_ref, g, x, ws, m, n, k);
+          const auto y_row = slim_test::RunQGemm(gemm_q4_row_f32_ref, g, x, wr, m, n, k);
           CHECK(std::memcmp(y_ref.data(), y_row.data(), y_ref.size() * sizeof(float)) == 0);
           if (!avx2) continue;
-          const auto y_avx = Run(gemm_q4s24_row_f32_avx2, g, x, ws, m, n, k);
-          for (size_t i = 0; i < m; ++i) {
-            for (size_t r = 0; r < n; ++r) {
-              double abs_dot = 0;
-              for (size_t e = 0; e < k; ++e) abs_dot += std::fabs(x[i * k + e] * wd[r * k + e]);
-              CHECK(std::fabs(y_avx[i * n + r] - y_ref[i * n + r]) <=
-                    2.0 * static_cast<double>(k + 8) * std::ldexp(1.0, -24) * abs_dot);
-            }
-          }
-          // Column ranges compute the same columns and touch no others.
-          const auto y_part = Run(gemm_q4s24_row_f32_avx2, g, x, ws, m, n, k, 8, 24);
-          for (size_t i = 0; i < m; ++i) {
-            for (size_t r = 0; r < n; ++r) {
-              if (r >= 8 && r < 24) {
-                CHECK(y_part[i * n + r] == y_avx[i * n + r]);
-              } else {
-                CHECK(y_part[i * n + r] == 0.0f);
-              }
-            }
-          }
+          const auto y_avx = slim_test::RunQGemm(gemm_q4s24_row_f32_avx2, g, x, ws, m, n, k);
+          slim_test::CheckTwinBound(x, wd, y_avx, y_ref, m, n, k);
+          slim_test::CheckColumnRange(slim_test::RunQGemm(gemm_q4s24_row_f32_avx2, g, x, ws, m, n, k, 8, 24), y_avx, m, n);
         }
       }
     }

@@ -15,6 +15,7 @@
 #include "libcompress/kernels/gemm_q.h"
 #include "libcompress/kernels/quant.h"
 #include "libcompress/numerics/quantize.h"
+#include "tests/kernels/sparse_test_util.h"
 
 namespace slim {
 namespace {
@@ -22,23 +23,6 @@ namespace {
 const QuantLayout kS24{QuantLayoutKind::kQ8S24Row, 0, true};
 const QuantLayout kBm{QuantLayoutKind::kQ8BmRow, 0, true};
 const QuantLayout kDense{QuantLayoutKind::kQ8Row, 0, true};
-
-// 2:4: in every quad two random positions keep a Gaussian value.
-std::vector<float> Sparse24(size_t n, size_t k, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 0.05f);
-  std::vector<float> w(n * k, 0.0f);
-  for (size_t r = 0; r < n; ++r) {
-    for (size_t c0 = 0; c0 < k; c0 += 4) {
-      const int a = static_cast<int>(rng() % 4);
-      const int b = (a + 1 + static_cast<int>(rng() % 3)) % 4;
-      for (int p : {a, b}) {
-        if (c0 + static_cast<size_t>(p) < k) w[r * k + c0 + static_cast<size_t>(p)] = d(rng);
-      }
-    }
-  }
-  return w;
-}
 
 // Unstructured: each element kept with probability `density`; row 0 is all
 // zero and the last row fully dense, the two edge cases of a row's mask.
@@ -66,15 +50,7 @@ QuantizedMatrix Int8(const std::vector<float>& w, size_t n, size_t k) {
 
 std::vector<float> Run(QGemmFn fn, const std::vector<float>& x, const std::vector<uint8_t>& w, size_t m, size_t n,
                        size_t k, size_t n_begin = 0, size_t n_end = SIZE_MAX) {
-  QGemmArgs a;
-  a.m = m;
-  a.n = n;
-  a.k = k;
-  a.n_begin = n_begin;
-  a.n_end = n_end;
-  std::vector<float> y(m * n, 0.0f);
-  fn(a, x.data(), w.data(), y.data());
-  return y;
+  return slim_test::RunQGemm(fn, 0, x, w, m, n, k, n_begin, n_end);
 }
 
 void PutU32(std::vector<uint8_t>& b, size_t off, uint32_t v) { std::memcpy(&b[off], &v, 4); }
@@ -104,7 +80,7 @@ TEST_CASE("q8 sparse layouts: round trips", "[kernels][sparse]") {
   for (size_t k : {1, 7, 8, 33, 64, 130, 257}) {
     for (size_t n : {1, 5}) {
       INFO("K=" << k << " N=" << n);
-      const QuantizedMatrix q24 = Int8(Sparse24(n, k, seed++), n, k);
+      const QuantizedMatrix q24 = Int8(slim_test::Sparse24(n, k, seed++), n, k);
       auto b24 = PackQuantized(q24, kS24);
       REQUIRE(b24.ok());
       REQUIRE(b24->size() == kS24.PackedBytes(n, k));
@@ -138,7 +114,7 @@ TEST_CASE("q8 sparse layouts: round trips", "[kernels][sparse]") {
 
 TEST_CASE("q8 2:4 layout: the reader rejects what it must", "[kernels][sparse]") {
   const size_t n = 4, k = 36;  // padded to 40: quad 9 of every row is padding
-  const auto good = *PackQuantized(Int8(Sparse24(n, k, 3), n, k), kS24);
+  const auto good = *PackQuantized(Int8(slim_test::Sparse24(n, k, 3), n, k), kS24);
   const size_t io = Q8S24RowLayout::IndexOffset(n, k);
   auto reject = [&](std::vector<uint8_t> bad, const std::string& what) {
     auto r = UnpackQuantized(bad.data(), bad.size(), kS24, n, k);
@@ -244,7 +220,7 @@ TEST_CASE("q8 sparse kernels: refs bit-identical to the dense ref, AVX2 within t
   for (const Case& c : cases) {
     for (size_t k : {1, 7, 33, 172, 257}) {
       for (size_t n : {1, 9, 33}) {
-        const std::vector<float> wf = c.density < 0 ? Sparse24(n, k, seed++) : Unstructured(n, k, c.density, seed++);
+        const std::vector<float> wf = c.density < 0 ? slim_test::Sparse24(n, k, seed++) : Unstructured(n, k, c.density, seed++);
         const QuantizedMatrix q = Int8(wf, n, k);
         const auto ws = *PackQuantized(q, *c.layout);
         const auto wr = *PackQuantized(q, kDense);
@@ -261,20 +237,8 @@ TEST_CASE("q8 sparse kernels: refs bit-identical to the dense ref, AVX2 within t
           CHECK(std::memcmp(y_ref.data(), y_row.data(), y_ref.size() * sizeof(float)) == 0);
           if (!avx2) continue;
           const auto y_avx = Run(c.simd, x, ws, m, n, k);
-          for (size_t i = 0; i < m; ++i) {
-            for (size_t r = 0; r < n; ++r) {
-              double abs_dot = 0;
-              for (size_t e = 0; e < k; ++e) abs_dot += std::fabs(x[i * k + e] * wd[r * k + e]);
-              CHECK(std::fabs(y_avx[i * n + r] - y_ref[i * n + r]) <=
-                    2.0 * static_cast<double>(k + 8) * std::ldexp(1.0, -24) * abs_dot);
-            }
-          }
-          const auto y_part = Run(c.simd, x, ws, m, n, k, 8, 24);
-          for (size_t i = 0; i < m; ++i) {
-            for (size_t r = 0; r < n; ++r) {
-              CHECK(y_part[i * n + r] == (r >= 8 && r < 24 ? y_avx[i * n + r] : 0.0f));
-            }
-          }
+          slim_test::CheckTwinBound(x, wd, y_avx, y_ref, m, n, k);
+          slim_test::CheckColumnRange(Run(c.simd, x, ws, m, n, k, 8, 24), y_avx, m, n);
         }
       }
     }
