@@ -36,7 +36,7 @@ inline void SetWeightRate(benchmark::State& state, double bytes_per_iteration) {
                          benchmark::Counter::kIsRate);
 }
 
-// Console output plus, at the end, the avx2/ref time ratio per benchmark
+// Console output plus, at the end, the <isa>/ref time ratio per benchmark
 // named "<case>/<isa>" (medians when run with --benchmark_repetitions).
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
@@ -56,13 +56,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ConsoleReporter::Finalize();
     for (const auto& [name, by_isa] : times_) {
       auto ref = by_isa.find("ref");
-      auto avx = by_isa.find("avx2");
-      if (ref == by_isa.end() || avx == by_isa.end()) continue;
-      // CPU time too: on a shared machine real time includes waiting.
-      std::printf("%s: avx2 is %.2fx faster than ref in real time, %.2fx in CPU time (%s)\n",
-                  name.c_str(), ref->second.real / avx->second.real,
-                  ref->second.cpu / avx->second.cpu,
-                  ref->second.median && avx->second.median ? "medians" : "single runs");
+      if (ref == by_isa.end()) continue;
+      for (const auto& [isa, t] : by_isa) {
+        if (isa == "ref") continue;
+        // CPU time too: on a shared machine real time includes waiting.
+        std::printf("%s: %s is %.2fx faster than ref in real time, %.2fx in CPU time (%s)\n", name.c_str(),
+                    isa.c_str(), ref->second.real / t.real, ref->second.cpu / t.cpu,
+                    ref->second.median && t.median ? "medians" : "single runs");
+      }
     }
   }
 

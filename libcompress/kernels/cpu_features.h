@@ -8,11 +8,21 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;
   bool has_x86_avx2() const { return avx2 && fma && f16c; }
+  // The AVX-512 kernels (gemm_q_avx512.cpp) use 512-bit VNNI dot products,
+  // byte masks (BW) and 256-bit forms of AVX-512 instructions (VL).
+  bool has_x86_avx512_vnni() const { return has_x86_avx2() && avx512f && avx512bw && avx512vl && avx512vnni; }
 };
 
-// Features of this host. SLIMPACK_FORCE_SCALAR=1 in the environment reports
-// none, so the scalar reference kernels can be run end to end.
+// Features of this host, capped by the environment so that lower kernel paths
+// can be run end to end on a host that has higher ones (tests, benchmarks):
+//   SLIMPACK_ISA=scalar | avx2 | avx512   the highest path to report
+//   SLIMPACK_FORCE_SCALAR=1               same as SLIMPACK_ISA=scalar
+// An unknown SLIMPACK_ISA value is reported on stderr once and ignored.
 const CpuFeatures& HostCpuFeatures();
 
 }  // namespace slim

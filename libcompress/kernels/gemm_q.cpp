@@ -101,6 +101,34 @@ void gemm_q8_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, f
   }
 }
 
+void gemm_q8_row_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t blocks = CeilDiv(a.k, kQ8DotBlock);
+  const size_t kp = blocks * kQ8DotBlock;
+  const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
+  std::vector<int8_t> xq(a.m * kp);
+  std::vector<float> xs(a.m * blocks);
+  std::vector<int32_t> xsum(a.m * blocks);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, kQ8DotBlock, &xq[i * kp], &xs[i * blocks], &xsum[i * blocks]);
+  }
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
+    const int8_t* codes = reinterpret_cast<const int8_t*>(w + r * a.k);
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    for (size_t i = 0; i < a.m; ++i) {
+      float acc = 0.0f;
+      for (size_t bi = 0; bi < blocks; ++bi) {
+        int32_t isum = 0;
+        for (size_t e = bi * kQ8DotBlock; e < std::min(a.k, (bi + 1) * kQ8DotBlock); ++e) {
+          isum += int32_t{codes[e]} * int32_t{xq[i * kp + e]};
+        }
+        acc = std::fma(static_cast<float>(isum), xs[i * blocks + bi], acc);
+      }
+      y[i * a.n + r] = scale * acc;
+    }
+  }
+}
+
 void gemm_q4_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4RowLayout::Groups(a.k, g);
@@ -258,10 +286,22 @@ void gemm_q8bm_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w,
   }
 }
 
+bool QGemmTableRuns(const QGemmKernels& table) {
+  const CpuFeatures& cpu = HostCpuFeatures();
+  if (&table == &kQGemmKernelsAvx512) return cpu.has_x86_avx512_vnni();
+  if (&table == &kQGemmKernelsAvx2) return cpu.has_x86_avx2();
+  return true;
+}
+
 const QGemmKernels& QGemmForHost() {
-  static const QGemmKernels& table =
-      HostCpuFeatures().has_x86_avx2() ? kQGemmKernelsAvx2 : kQGemmKernelsRef;
-  return table;
+  static const QGemmKernels* table = [] {
+    const QGemmKernels* best = &kQGemmKernelsRef;
+    for (const QGemmKernels* t : kQGemmTables) {
+      if (QGemmTableRuns(*t)) best = t;
+    }
+    return best;
+  }();
+  return *table;
 }
 
 Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
@@ -270,11 +310,16 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
   plan.path = path;
   const char* base = nullptr;
   if (path == QComputePath::kI8Dot) {
-    if (layout.kind != QuantLayoutKind::kQ4X8) {
-      return Unsupported("layout ", layout.Name(), " has no i8-dot kernel (only q4*_x8 layouts do)");
+    if (layout.kind == QuantLayoutKind::kQ4X8) {
+      plan.fn = table.q4x8_i8;
+      base = "q4x8_i8";
+    } else if (layout.kind == QuantLayoutKind::kQ8Row) {
+      plan.fn = table.q8_row_i8;
+      base = "q8_row_i8";
+    } else {
+      return Unsupported("layout ", layout.Name(),
+                         " has no i8-dot kernel (only q8_row and the q4*_x8 layouts do)");
     }
-    plan.fn = table.q4x8_i8;
-    base = "q4x8_i8";
   } else {
     switch (layout.kind) {
       case QuantLayoutKind::kQ8Row:

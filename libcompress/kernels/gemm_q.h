@@ -26,6 +26,10 @@
 //      both twins, so i8-dot ref and AVX2 are bit-identical (tested). Against
 //      f32-dequant-fma it differs by X's rounding: at most
 //      sum_k 0.5 * xs_group(k) * |w'_k| plus the float bound above.
+//      q8_row too: X is quantized the same way in blocks of kQ8DotBlock
+//      elements; per output and block, isum = sum c * xq (exact int32),
+//      acc = fma((float)isum, xs, acc), blocks in order, then y = s * acc:
+//      bit-identical twins as well.
 // Kernels are single-threaded and deterministic: an output depends only on
 // its X row and W row (not on M, N, the column range of the call or any
 // thread count), so the runtime spreads a product over threads by giving
@@ -69,12 +73,18 @@ struct QGemmArgs {
 // The x8 layouts' row block: a column range must start on a block.
 inline constexpr size_t kQGemmColumnAlign = Q4X8Layout::kRowsPerBlock;
 
+// Activation block of the q8_row i8-dot path: the 32 elements of one AVX2
+// register and llama.cpp's Q8_0 block, small enough that an outlier channel
+// coarsens only its own block's rounding.
+inline constexpr size_t kQ8DotBlock = 32;
+
 // x: [m, k]; w: the packed blob (ExpectedPackedBytes bytes, no alignment
 // required); y: [m, n]. Arguments are not validated: QGemm is
 // the checked entry point.
 using QGemmFn = void (*)(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 void gemm_q8_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q8_row_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
@@ -96,6 +106,7 @@ void gemm_q8bm_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t*
 
 // Require AVX2, FMA and F16C (CpuFeatures::has_x86_avx2()).
 void gemm_q8_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q8_row_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
@@ -103,9 +114,16 @@ void gemm_q4s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_
 void gemm_q8s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q8bm_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
+// Require AVX-512 F/BW/VL and VNNI as well (CpuFeatures::has_x86_avx512_vnni()):
+// 512-bit twins of the int8 f32 kernel and of the int4 i8-dot kernel
+// (vpdpbusd, bit-identical to the ref).
+void gemm_q8_row_f32_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4x8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+
 struct QGemmKernels {
-  const char* isa;  // "ref" or "avx2"
+  const char* isa;  // "ref", "avx2" or "avx512"
   QGemmFn q8_row_f32;
+  QGemmFn q8_row_i8;
   QGemmFn q4_row_f32;
   QGemmFn q4x8_f32;
   QGemmFn q4x8_i8;
@@ -115,13 +133,25 @@ struct QGemmKernels {
 };
 
 inline constexpr QGemmKernels kQGemmKernelsRef = {
-    "ref",          gemm_q8_row_f32_ref,    gemm_q4_row_f32_ref,    gemm_q4x8_f32_ref, gemm_q4x8_i8_ref,
-    gemm_q4s24_row_f32_ref, gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
+    "ref",          gemm_q8_row_f32_ref,    gemm_q8_row_i8_ref,     gemm_q4_row_f32_ref, gemm_q4x8_f32_ref,
+    gemm_q4x8_i8_ref, gemm_q4s24_row_f32_ref, gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
 inline constexpr QGemmKernels kQGemmKernelsAvx2 = {
-    "avx2",          gemm_q8_row_f32_avx2,    gemm_q4_row_f32_avx2,    gemm_q4x8_f32_avx2, gemm_q4x8_i8_avx2,
-    gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+    "avx2",          gemm_q8_row_f32_avx2,    gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
+    gemm_q4x8_i8_avx2, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
-// The table for this host, chosen once (SLIMPACK_FORCE_SCALAR=1 -> ref).
+// Kernels that already outrun the read bandwidth at 2 threads on AVX2
+// (docs/PERFORMANCE.md) stay on their AVX2 twins.
+inline constexpr QGemmKernels kQGemmKernelsAvx512 = {
+    "avx512",          gemm_q8_row_f32_avx512,  gemm_q8_row_i8_avx2,   gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
+    gemm_q4x8_i8_avx512, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+
+// Every table of this build, lowest first, and whether this host (as capped
+// by SLIMPACK_ISA, cpu_features.h) runs it; tests check every table that runs.
+inline constexpr const QGemmKernels* kQGemmTables[] = {&kQGemmKernelsRef, &kQGemmKernelsAvx2,
+                                                       &kQGemmKernelsAvx512};
+bool QGemmTableRuns(const QGemmKernels& table);
+
+// The highest table this host runs, chosen once.
 const QGemmKernels& QGemmForHost();
 
 // A kernel bound to a layout and compute path, for the runtime to call and

@@ -11,13 +11,14 @@
 //
 // This file is compiled with -mavx2 -mfma -mf16c, so it instantiates no
 // standard-library templates (their out-of-line copies would be shared with
-// plain x86-64 files); scratch memory comes from malloc.
+// plain x86-64 files); scratch memory comes from malloc (x86_kernel_util.h).
 #include <immintrin.h>
 
 #include <cstdlib>
 #include <cstring>
 
 #include "libcompress/kernels/gemm_q.h"
+#include "libcompress/kernels/x86_kernel_util.h"
 
 namespace slim {
 namespace {
@@ -35,44 +36,11 @@ inline float HalfAt(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// malloc'd scratch freed at scope exit (no std::vector in this file).
-template <typename T>
-struct Scratch {
-  explicit Scratch(size_t count) : p(static_cast<T*>(std::malloc(count * sizeof(T) + 64))) {}
-  ~Scratch() { std::free(p); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* p;
-};
-
 // Signed byte i (0..3) of every 32-bit lane, as float.
 template <int kByte>
 inline __m256 LaneByteToFloat(__m256i v) {
   const __m256i top = _mm256_slli_epi32(v, 24 - 8 * kByte);
   return _mm256_cvtepi32_ps(_mm256_srai_epi32(top, 24));
-}
-
-// Zero points of a q4x8 tile as 8 int32 lanes (row r in lane r).
-inline __m256i TileZeros(const uint8_t* zeros4) {
-  uint32_t packed;
-  std::memcpy(&packed, zeros4, 4);
-  const __m128i b = _mm_cvtsi32_si128(static_cast<int>(packed));
-  const __m256i dup = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));  // b0 b0 b1 b1 ..
-  const __m256i shifted = _mm256_srlv_epi32(dup, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
-  return _mm256_and_si256(shifted, _mm256_set1_epi32(0xf));
-}
-
-// End of the call's column range (gemm_q.h QGemmArgs::n_end).
-inline size_t ColumnEnd(const QGemmArgs& a) { return a.n_end < a.n ? a.n_end : a.n; }
-
-inline void StoreRows(__m256 acc, size_t rows, float* y) {
-  if (rows == 8) {
-    _mm256_storeu_ps(y, acc);
-    return;
-  }
-  alignas(32) float tmp[8];
-  _mm256_store_ps(tmp, acc);
-  for (size_t r = 0; r < rows; ++r) y[r] = tmp[r];
 }
 
 }  // namespace
@@ -89,6 +57,7 @@ void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
       __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
       __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
       for (size_t e = 0; e < k32; e += 32) {
+        if (e % 64 == 0) PrefetchAhead(codes + e);
         const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + e));
         const __m128i c0 = _mm256_castsi256_si128(c), c1 = _mm256_extracti128_si256(c, 1);
         acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c0)),
@@ -105,6 +74,71 @@ void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
         sum += xi[e] * static_cast<float>(static_cast<int8_t>(codes[e]));
       }
       y[i * a.n + r] = scale * sum;
+    }
+  }
+}
+
+// Four int32 vectors -> their four lane sums (exact), row t in lane t.
+inline __m128i SumLanes4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// sum c * xq of one 32-element block as 8 int32 lanes: |c| * (xq * sign c),
+// so vpmaddubsw gets its unsigned operand (|-128| = 128 as a byte) and pairs
+// stay below 2 * 128 * 127 < 32767.
+inline __m256i BlockDot(__m256i c, __m256i xq, __m256i ones16) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(c), _mm256_sign_epi8(xq, c));
+  return _mm256_madd_epi16(p16, ones16);
+}
+
+void gemm_q8_row_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t blocks = (a.k + kQ8DotBlock - 1) / kQ8DotBlock;
+  const size_t kp = blocks * kQ8DotBlock;
+  const size_t full = a.k / kQ8DotBlock;  // blocks that lie inside a code row
+  const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
+  Scratch<int8_t> xq(a.m * kp);
+  Scratch<float> xs(a.m * blocks);
+  Scratch<int32_t> xsum(a.m * blocks);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, kQ8DotBlock, xq.p + i * kp, xs.p + i * blocks, xsum.p + i * blocks);
+  }
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const size_t n_end = ColumnEnd(a);
+  // Row r's codes of block bi: a direct load, or the zero-padded tail (the
+  // row ends inside it; reading on would leave the blob on the last row).
+  auto load_codes = [&](size_t r, size_t bi, uint8_t* tail) {
+    const uint8_t* row = w + r * a.k;
+    if (bi % 2 == 0) PrefetchAhead(row + bi * kQ8DotBlock);
+    if (bi < full) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + bi * kQ8DotBlock));
+    std::memset(tail, 0, kQ8DotBlock);
+    std::memcpy(tail, row + bi * kQ8DotBlock, a.k - bi * kQ8DotBlock);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tail));
+  };
+  alignas(32) uint8_t tail[4][kQ8DotBlock];
+  for (size_t r0 = a.n_begin; r0 < n_end; r0 += 4) {
+    const size_t rows = n_end - r0 < 4 ? n_end - r0 : 4;
+    for (size_t i = 0; i < a.m; ++i) {
+      const int8_t* xqi = xq.p + i * kp;
+      __m128 acc = _mm_setzero_ps();
+      for (size_t bi = 0; bi < blocks; ++bi) {
+        const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xqi + bi * kQ8DotBlock));
+        __m256i d[4];
+        for (size_t t = 0; t < 4; ++t) {
+          // Rows past the range repeat the last one; their lanes are not stored.
+          const size_t r = r0 + (t < rows ? t : rows - 1);
+          d[t] = BlockDot(load_codes(r, bi, tail[t]), xb, ones16);
+        }
+        const __m128 isum = _mm_cvtepi32_ps(SumLanes4(d[0], d[1], d[2], d[3]));
+        acc = _mm_fmadd_ps(isum, _mm_set1_ps(xs.p[i * blocks + bi]), acc);
+      }
+      alignas(16) float lanes[4];
+      _mm_store_ps(lanes, acc);
+      for (size_t t = 0; t < rows; ++t) {
+        float scale;
+        std::memcpy(&scale, w + so + 4 * (r0 + t), 4);
+        y[i * a.n + r0 + t] = scale * lanes[t];
+      }
     }
   }
 }
@@ -465,6 +499,7 @@ void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, flo
         for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
           __m256i p16 = _mm256_setzero_si256();
           for (size_t c = c0; c < c0 + 4; ++c) {
+            if (c % 2 == 0) PrefetchAhead(tile + 32 * c);
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
             const __m256i lo = _mm256_and_si256(v, low4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
@@ -476,13 +511,8 @@ void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, flo
           }
           isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, ones16));
         }
-        const __m256i z32 = a.symmetric ? _mm256_set1_epi32(8) : TileZeros(tile + code_bytes + 16);
-        const __m256i corr =
-            _mm256_sub_epi32(isum, _mm256_mullo_epi32(z32, _mm256_set1_epi32(xsum.p[i * groups + gi])));
-        const __m256 s = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + code_bytes)));
-        const __m256 sx = _mm256_mul_ps(s, _mm256_set1_ps(xs.p[i * groups + gi]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corr), sx, acc);
+        acc = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, xsum.p[i * groups + gi],
+                               xs.p[i * groups + gi], acc);
       }
       StoreRows(acc, rows, y + i * a.n + 8 * b);
     }

@@ -1,7 +1,8 @@
 // Quantized GEMM kernels: every layout's reference against a double-precision
-// product of the dequantized weights, AVX2 twins against the references on
-// awkward sizes (K = 1, 7, 33, 172, 257; N not a multiple of 8; M = 1, 3),
-// bit-exact where gemm_q.h promises it and within its stated bound elsewhere.
+// product of the dequantized weights, and every SIMD table the host runs
+// (AVX2, AVX-512) against the references on awkward sizes (K = 1, 7, 33, 172,
+// 257; N not a multiple of 8; M = 1, 3), bit-exact where gemm_q.h promises it
+// and within its stated bound elsewhere.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -25,7 +26,20 @@ std::vector<float> Gaussian(size_t count, uint32_t seed, float sigma) {
   return v;
 }
 
-bool HasAvx2() { return HostCpuFeatures().has_x86_avx2(); }
+// The SIMD tables this host runs (all but the reference); says so when none.
+std::vector<const QGemmKernels*> SimdTables() {
+  std::vector<const QGemmKernels*> tables;
+  for (const QGemmKernels* t : kQGemmTables) {
+    if (t != &kQGemmKernelsRef && QGemmTableRuns(*t)) tables.push_back(t);
+  }
+  if (tables.empty()) WARN("host runs no SIMD kernel table: only the references are checked");
+  return tables;
+}
+
+// The activation block of a layout's i8-dot path (gemm_q.h).
+size_t I8Block(const QuantLayout& layout) {
+  return layout.kind == QuantLayoutKind::kQ8Row ? kQ8DotBlock : layout.group_size;
+}
 
 // Float kernels vs anything: the reordered-sum bound of gemm_q.h.
 double F32Tolerance(size_t k, double abs_dot) {
@@ -86,8 +100,8 @@ QGemmFn Kernel(const QuantLayout& layout, QComputePath path, const QGemmKernels&
 
 }  // namespace
 
-TEST_CASE("quantized GEMM: refs match a double product, AVX2 twins match refs", "[gemm_q]") {
-  if (!HasAvx2()) WARN("host has no AVX2+FMA+F16C: only the reference kernels are checked");
+TEST_CASE("quantized GEMM: refs match a double product, SIMD twins match refs", "[gemm_q]") {
+  const auto simd = SimdTables();
   uint32_t seed = 1;
   for (const QuantLayout& layout : AllQuantLayouts()) {
     const QuantScheme scheme = layout.Scheme();
@@ -105,7 +119,7 @@ TEST_CASE("quantized GEMM: refs match a double product, AVX2 twins match refs", 
         DequantizeMatrix(*q, wd.data());
         for (size_t m : {1, 3}) {
           const auto x = Gaussian(m * k, seed++, 1.0f);
-          const Reference ref = Exact(x, wd, m, n, k, layout.group_size);
+          const Reference ref = Exact(x, wd, m, n, k, I8Block(layout));
           INFO(layout.Name() << " M=" << m << " N=" << n << " K=" << k);
 
           const auto y_ref =
@@ -121,14 +135,14 @@ TEST_CASE("quantized GEMM: refs match a double product, AVX2 twins match refs", 
             const auto y_row = Run(kQGemmKernelsRef.q4_row_f32, row, x, *packed_row, m, n, k);
             REQUIRE(std::memcmp(y_row.data(), y_ref.data(), y_ref.size() * sizeof(float)) == 0);
           }
-          if (HasAvx2()) {
-            const auto y_avx = Run(Kernel(layout, QComputePath::kF32DequantFma, kQGemmKernelsAvx2),
-                                   layout, x, *packed, m, n, k);
+          for (const QGemmKernels* t : simd) {
+            INFO(t->isa);
+            const auto y_simd = Run(Kernel(layout, QComputePath::kF32DequantFma, *t), layout, x, *packed, m, n, k);
             for (size_t i = 0; i < m * n; ++i) {
-              REQUIRE(std::fabs(y_avx[i] - y_ref[i]) <= F32Tolerance(k, ref.abs_dot[i]));
+              REQUIRE(std::fabs(y_simd[i] - y_ref[i]) <= F32Tolerance(k, ref.abs_dot[i]));
             }
           }
-          if (layout.kind != QuantLayoutKind::kQ4X8) continue;
+          if (!SelectQGemm(layout, QComputePath::kI8Dot).ok()) continue;
 
           const auto y_i8 =
               Run(Kernel(layout, QComputePath::kI8Dot, kQGemmKernelsRef), layout, x, *packed, m, n, k);
@@ -136,10 +150,10 @@ TEST_CASE("quantized GEMM: refs match a double product, AVX2 twins match refs", 
             REQUIRE(std::fabs(y_i8[i] - ref.y[i]) <=
                     ref.i8_err[i] + F32Tolerance(k, ref.abs_dot[i]));
           }
-          if (HasAvx2()) {
-            const auto y_i8_avx =
-                Run(Kernel(layout, QComputePath::kI8Dot, kQGemmKernelsAvx2), layout, x, *packed, m, n, k);
-            REQUIRE(std::memcmp(y_i8_avx.data(), y_i8.data(), y_i8.size() * sizeof(float)) == 0);
+          for (const QGemmKernels* t : simd) {
+            INFO(t->isa);
+            const auto y_i8_simd = Run(Kernel(layout, QComputePath::kI8Dot, *t), layout, x, *packed, m, n, k);
+            REQUIRE(std::memcmp(y_i8_simd.data(), y_i8.data(), y_i8.size() * sizeof(float)) == 0);
           }
         }
       }
@@ -151,8 +165,8 @@ TEST_CASE("quantized GEMM rows do not depend on M", "[gemm_q]") {
   const size_t n = 19, k = 100, m = 4;
   const auto w = Gaussian(n * k, 5, 0.05f);
   const auto x = Gaussian(m * k, 6, 1.0f);
-  for (const QGemmKernels* table : {&kQGemmKernelsRef, &kQGemmKernelsAvx2}) {
-    if (table == &kQGemmKernelsAvx2 && !HasAvx2()) continue;
+  for (const QGemmKernels* table : kQGemmTables) {
+    if (!QGemmTableRuns(*table)) continue;
     for (const QuantLayout& layout : AllQuantLayouts()) {
       QuantOptions opt;
       opt.scheme = layout.Scheme();
@@ -175,14 +189,13 @@ TEST_CASE("quantized GEMM rows do not depend on M", "[gemm_q]") {
   }
 }
 
-// Worst case for the AVX2 i8-dot's int16 partial sums: every code 15 and
-// every activation at +-127 after quantization.
-TEST_CASE("i8-dot AVX2 matches the reference at the int16 accumulation limit", "[gemm_q]") {
-  if (!HasAvx2()) {
-    WARN("host has no AVX2: skipped");
-    return;
-  }
+// Worst case for the SIMD i8-dot's narrow partial sums (AVX2 adds vpmaddubsw
+// pairs in int16): every int4 code 15 (int8 code 127) and every activation at
+// +-127 after quantization.
+TEST_CASE("i8-dot SIMD twins match the reference at the accumulation limit", "[gemm_q]") {
+  const auto simd = SimdTables();
   const size_t n = 9, k = 257;
+  std::vector<std::pair<QuantLayout, QuantizedMatrix>> cases;
   for (size_t g : {32, 64, 128}) {
     for (bool sym : {true, false}) {
       QuantizedMatrix q;
@@ -194,16 +207,25 @@ TEST_CASE("i8-dot AVX2 matches the reference at the int16 accumulation limit", "
       q.codes.assign(n * k, static_cast<int8_t>(sym ? 7 : 15));
       q.scales.assign(n * q.groups_per_row, 1.0f);
       if (!sym) q.zeros.assign(n * q.groups_per_row, 0);
-      const QuantLayout layout{QuantLayoutKind::kQ4X8, g, sym};
-      auto packed = PackQuantized(q, layout);
-      REQUIRE(packed.ok());
-      for (float sign : {1.0f, -1.0f}) {
-        const std::vector<float> x(k, sign);
-        const auto y_ref = Run(kQGemmKernelsRef.q4x8_i8, layout, x, *packed, 1, n, k);
-        const auto y_avx = Run(kQGemmKernelsAvx2.q4x8_i8, layout, x, *packed, 1, n, k);
-        INFO(layout.Name());
-        REQUIRE(std::memcmp(y_ref.data(), y_avx.data(), n * sizeof(float)) == 0);
-        CHECK(y_ref[0] == Approx(sign * (sym ? 7.0f : 15.0f) * static_cast<float>(k)));
+      cases.push_back({QuantLayout{QuantLayoutKind::kQ4X8, g, sym}, q});
+    }
+  }
+  QuantizedMatrix q8 = EmptyQuantizedMatrix({8, 0, true}, n, k);
+  q8.codes.assign(n * k, 127);
+  q8.scales.assign(n, 1.0f);
+  cases.push_back({QuantLayout{QuantLayoutKind::kQ8Row, 0, true}, q8});
+  for (const auto& [layout, q] : cases) {
+    auto packed = PackQuantized(q, layout);
+    REQUIRE(packed.ok());
+    const float code = static_cast<float>(q.codes[0] - (q.zeros.empty() ? 0 : q.zeros[0]));
+    for (float sign : {1.0f, -1.0f}) {
+      const std::vector<float> x(k, sign);
+      const auto y_ref = Run(Kernel(layout, QComputePath::kI8Dot, kQGemmKernelsRef), layout, x, *packed, 1, n, k);
+      CHECK(y_ref[0] == Approx(sign * code * static_cast<float>(k)));
+      for (const QGemmKernels* t : simd) {
+        const auto y_simd = Run(Kernel(layout, QComputePath::kI8Dot, *t), layout, x, *packed, 1, n, k);
+        INFO(layout.Name() << " " << t->isa);
+        REQUIRE(std::memcmp(y_ref.data(), y_simd.data(), n * sizeof(float)) == 0);
       }
     }
   }
@@ -233,6 +255,7 @@ TEST_CASE("QGemm validates sizes and layout/path pairs, and reports its kernel",
              row.PackedBytes(n, k), n, y.data());
   REQUIRE_FALSE(st.ok());
   CHECK(st.code() == StatusCode::kUnsupported);
+  CHECK(st.message().find("only q8_row and the q4*_x8 layouts") != std::string::npos);
 
   REQUIRE(QGemm(x8, QComputePath::kI8Dot, x.data(), 1, k, packed->data(), packed->size(), n,
                 y.data())

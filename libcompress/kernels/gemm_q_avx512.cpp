@@ -1,0 +1,144 @@
+// AVX-512 twins (gemm_q.h): the int4 i8-dot kernel and the int8 f32 one.
+//
+// int4 i8-dot: vpdpbusd multiplies
+// 64 unsigned by 64 signed bytes and adds each lane's four products into an
+// int32 lane in one instruction, where AVX2 needs vpmaddubsw, an int16 add
+// and vpmaddwd for half as many bytes: on the TinyLlama-1.1B shape the AVX2
+// int4 kernel is compute-bound at about half the read bandwidth
+// (docs/PERFORMANCE.md). The integer sums are exact in any order and the
+// float steps are the refs' (x86_kernel_util.h), so this twin is
+// bit-identical to the ref.
+//
+// int8 f32-dequant-fma: 16 codes per vpmovsxbd + vcvtdq2ps + vfmadd, twice
+// the AVX2 kernel's elements per instruction; that kernel is bound by these
+// conversions at about 5-6 GB/s of codes per core. Within gemm_q.h's float
+// bound of the ref (any summation order meets it).
+//
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni on top of the
+// AVX2 flags; no standard-library templates (see gemm_q_avx2.cpp).
+// GCC 12's AVX-512 headers build "undefined" vectors as self-initialised
+// locals (_mm512_undefined_epi32), which -Wmaybe-uninitialized reports at
+// every inlined use: a known false positive of the intrinsics themselves.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "libcompress/kernels/gemm_q.h"
+#include "libcompress/kernels/x86_kernel_util.h"
+
+namespace slim {
+
+namespace {
+
+inline __mmask16 FirstLanes(size_t count) {
+  return count >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << count) - 1);
+}
+
+// Codes e..e+15 of an int8 row as float.
+inline __m512 Codes16(const int8_t* codes, size_t e) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + e))));
+}
+
+// sum x * w over one row of K elements. W is the int8 codes (kFloat false)
+// or the same codes already converted to float (kFloat true): the products
+// and their order are the same, so both give the same bits.
+template <bool kFloat>
+inline float RowDot(const void* wrow, const float* xi, size_t k) {
+  const auto* wc = static_cast<const int8_t*>(wrow);
+  const auto* wf = static_cast<const float*>(wrow);
+  auto w16 = [&](size_t e) { return kFloat ? _mm512_loadu_ps(wf + e) : Codes16(wc, e); };
+  const size_t k64 = k / 64 * 64;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+  for (size_t e = 0; e < k64; e += 64) {
+    if (!kFloat) PrefetchAhead(reinterpret_cast<const uint8_t*>(wc + e));
+    acc0 = _mm512_fmadd_ps(w16(e), _mm512_loadu_ps(xi + e), acc0);
+    acc1 = _mm512_fmadd_ps(w16(e + 16), _mm512_loadu_ps(xi + e + 16), acc1);
+    acc2 = _mm512_fmadd_ps(w16(e + 32), _mm512_loadu_ps(xi + e + 32), acc2);
+    acc3 = _mm512_fmadd_ps(w16(e + 48), _mm512_loadu_ps(xi + e + 48), acc3);
+  }
+  // The tail by masked loads, which never touch masked-out bytes; those
+  // lanes are zero in both operands and add nothing.
+  for (size_t e = k64; e < k; e += 16) {
+    const __mmask16 m = FirstLanes(k - e);
+    const __m512 wv = kFloat ? _mm512_maskz_loadu_ps(m, wf + e)
+                             : _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, wc + e)));
+    acc0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xi + e), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+}  // namespace
+
+void gemm_q8_row_f32_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
+  // For M > 1 each code row is converted to float once and reused by every
+  // X row (RowDot gives the same bits either way).
+  Scratch<float> wd(a.m > 1 ? a.k : 0);
+  for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
+    const int8_t* codes = reinterpret_cast<const int8_t*>(w + r * a.k);
+    float scale;
+    std::memcpy(&scale, w + so + 4 * r, 4);
+    if (a.m == 1) {
+      y[r] = scale * RowDot<false>(codes, x, a.k);
+      continue;
+    }
+    for (size_t e = 0; e < a.k; e += 16) {
+      const __mmask16 m = FirstLanes(a.k - e);
+      _mm512_mask_storeu_ps(wd.p + e, m, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, codes + e))));
+    }
+    for (size_t i = 0; i < a.m; ++i) y[i * a.n + r] = scale * RowDot<true>(wd.p, x + i * a.k, a.k);
+  }
+}
+
+void gemm_q4x8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+  Scratch<int8_t> xq(a.m * kp);
+  Scratch<float> xs(a.m * groups);
+  Scratch<int32_t> xsum(a.m * groups);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
+  }
+  const __m512i low4 = _mm512_set1_epi8(0xf);
+  // One 64-byte load holds chunks c (lanes 0-7) and c + 1 (lanes 8-15) of
+  // the tile: lane r's low nibbles are elements 8c+0..3 of row r, its high
+  // nibbles 8c+4..7. These pick, from the 16 activations 8c..8c+15, the four
+  // each half needs in every lane.
+  const __m512i pick_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+  const __m512i pick_hi = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
+  const size_t n_end = ColumnEnd(a);
+  auto do_block = [&](size_t b) {  // the 8 rows of block b for every X row
+    const uint8_t* block = w + b * groups * tile_bytes;
+    const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      const int8_t* xqi = xq.p + i * kp;
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = block + gi * tile_bytes;
+        const int8_t* xg = xqi + gi * g;
+        // Two accumulators halve the vpdpbusd dependency chain. A group has
+        // g / 8 = 4, 8 or 16 chunks: whole pairs.
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (size_t c = 0; c < g / 8; c += 2) {
+          PrefetchAhead(tile + 32 * c);
+          const __m512i v = _mm512_loadu_si512(tile + 32 * c);
+          const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xg + 8 * c)));
+          s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low4), _mm512_permutexvar_epi32(pick_lo, xv));
+          s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
+                                   _mm512_permutexvar_epi32(pick_hi, xv));
+        }
+        const __m512i s = _mm512_add_epi32(s0, s1);
+        const __m256i isum = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        acc = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, xsum.p[i * groups + gi], xs.p[i * groups + gi],
+                               acc);
+      }
+      StoreRows(acc, rows, y + i * a.n + 8 * b);
+    }
+  };
+  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) do_block(b);
+}
+
+}  // namespace slim
