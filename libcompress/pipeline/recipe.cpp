@@ -19,8 +19,8 @@ namespace {
 using Json = nlohmann::json;
 
 // Built-in recipes. Measured effects are in docs/PASSES.md. Each ends with
-// select_layout, which keeps the row layouts without a target (or with
-// "generic") and re-packs int4 for the target profile's kernels otherwise.
+// select_layout, which re-packs int4 into the target profile's layout family
+// (x8 tiles without a target, row-major for "generic").
 struct Preset {
   const char* name;
   const char* json;

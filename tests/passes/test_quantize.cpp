@@ -383,7 +383,9 @@ TEST_CASE("quantize_int4: groups along K, fallbacks, classifier int8", "[passes]
   CHECK(init->layout == "q4g32_sym_row");
   CHECK(init->bits == 4);
   CHECK(g.FindInitializer("w_init")->dtype() == DType::kInt4Packed);
-  const double rel = PackedRelMse(g, "w_init", "q4g32_sym_row",
+  // The preset's select_layout re-packed it into x8 tiles (no target).
+  CHECK(FindNode(g, "mm_init")->GetString("layout", "") == "q4g32_sym_x8");
+  const double rel = PackedRelMse(g, "w_init", "q4g32_sym_x8",
                                   RowsNK(*original.FindInitializer("w_init"), true));
   CHECK(rel == Approx(init->rel_mse).epsilon(1e-6));
   CHECK(rel > 1e-3);  // int4 on Gaussian weights: ~1e-2
@@ -654,8 +656,8 @@ TEST_CASE("same input and options give a byte-identical graph at any thread coun
     opts.threads = threads;
     std::vector<size_t> seen;
     opts.progress = [&](const ProgressEvent& e) {
-      CHECK(e.pass == "quantize_int4");
-      seen.push_back(e.tensor_index);
+      CHECK((e.pass == "quantize_int4" || e.pass == "select_layout"));
+      if (e.pass == "quantize_int4") seen.push_back(e.tensor_index);
     };
     auto r = RunPreset(g, "int4", opts);
     REQUIRE(r.ok());
@@ -673,8 +675,16 @@ TEST_CASE("same input and options give a byte-identical graph at any thread coun
 TEST_CASE("select_layout re-packs int4 for the target profile, weights unchanged",
           "[passes][layout]") {
   Graph row = TinyGraph(false);
-  REQUIRE(RunPreset(row, "int4").ok());  // no target: row layouts stay
+  PipelineOptions row_profile;
+  row_profile.target = *FindTarget("generic");
+  row_profile.target->int4_layout = "row";
+  REQUIRE(RunPreset(row, "int4", row_profile).ok());  // a profile that asks for row layouts keeps them
   CHECK(FindNode(row, "mm_init")->GetString("layout", "") == "q4g32_sym_row");
+
+  // No target (and the generic one) packs x8 tiles, as the x86-avx2 profile does.
+  Graph untargeted = TinyGraph(false);
+  REQUIRE(RunPreset(untargeted, "int4").ok());
+  CHECK(FindNode(untargeted, "mm_init")->GetString("layout", "") == "q4g32_sym_x8");
 
   Graph x8 = TinyGraph(false);
   PipelineOptions opts;
@@ -704,6 +714,7 @@ TEST_CASE("select_layout re-packs int4 for the target profile, weights unchanged
   }
   CHECK(FindNode(x8, "lm_head")->GetString("layout", "") == "q8_row");
   REQUIRE(x8.Validate().ok());
+  CHECK(Fingerprint(untargeted) == Fingerprint(x8));
 }
 
 TEST_CASE("stories260k (Hugging Face): every linear weight is quantized", "[passes][model]") {
