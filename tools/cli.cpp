@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "libcompress/io/atomic_file.h"
+#include "libcompress/kernels/gemm_q.h"
 #include "libcompress/runtime/thread_pool.h"
 
 namespace slim::cli {
@@ -84,6 +85,25 @@ void Progress::Update(uint64_t done) {
 
 void Progress::Finish() {
   if (!quiet_ && tty_ && total_ > 0) std::fprintf(stderr, "\n");
+}
+
+nlohmann::json KernelPaths(const Graph& g) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Node& n : g.nodes) {
+    if (n.domain != "slimpack" || n.op_type != "MatMulQ") continue;
+    auto layout = ParseQuantLayout(n.GetString("layout", ""));
+    if (!layout.ok()) continue;
+    QComputePath path = DefaultComputePath(*layout);
+    if (n.HasAttr("compute_path")) {
+      auto p = ParseQComputePath(n.GetString("compute_path", ""));
+      if (p.ok()) path = *p;
+    }
+    auto plan = SelectQGemm(*layout, path);
+    if (plan.ok()) {
+      j[layout->Name()] = {{"compute_path", QComputePathName(plan->path)}, {"kernel", plan->kernel_name}};
+    }
+  }
+  return j;
 }
 
 }  // namespace slim::cli

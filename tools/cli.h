@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "libcompress/common/status.h"
+#include "libcompress/ir/graph.h"
 
 namespace slim::cli {
 
@@ -30,6 +31,11 @@ Status CheckOutputs(const std::vector<std::string>& outputs, const std::vector<s
 // True when human-readable results should go to stdout (not when the JSON
 // report itself goes to stdout).
 inline bool HumanOutput(const std::string& json_path) { return json_path != "-"; }
+
+// Which kernel each quantized layout of `g` runs on this host, by layout
+// name: {"compute_path", "kernel"} (the runtime's dispatch, reported by run
+// and verify so a user sees whether the fast path was taken).
+nlohmann::json KernelPaths(const Graph& g);
 
 // "1,234,567"
 std::string WithCommas(uint64_t v);

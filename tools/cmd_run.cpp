@@ -143,7 +143,8 @@ int RunRun(const RunOptions& opt) {
 
   nlohmann::json j{{"prompt_tokens", prompt}, {"tokens", generated}, {"tokens_per_s", tokens_per_s},
                    {"prefill_tokens_per_s", prefill_tps}, {"bytes_per_token", bytes_per_token},
-                   {"decode_steps", decode_steps}, {"threads", opt.threads}};
+                   {"decode_steps", decode_steps}, {"threads", opt.threads},
+                   {"kernels", KernelPaths(model->graph)}};
   if (model->byte_vocab) j["text"] = BytesToText(*model->byte_vocab, generated);
   if (HumanOutput(opt.json)) {
     std::printf("tokens  ");
@@ -186,7 +187,7 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
                   "byte-identical for any count")
       ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_option("--json", opt->json,
-                  "Write tokens, tokens_per_s, prefill_tokens_per_s, bytes_per_token, threads to FILE ('-' = stdout)");
+                  "Write tokens, tokens_per_s, prefill_tokens_per_s, bytes_per_token, threads, kernels to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunRun(*opt); });
 }
 

@@ -34,27 +34,6 @@ struct Check {
   bool pass;
 };
 
-// Which kernel each quantized layout runs on this host (the runtime's
-// dispatch, reported so a user sees whether the fast path was taken).
-nlohmann::json KernelPaths(const Graph& g) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const Node& n : g.nodes) {
-    if (n.domain != "slimpack" || n.op_type != "MatMulQ") continue;
-    auto layout = ParseQuantLayout(n.GetString("layout", ""));
-    if (!layout.ok()) continue;
-    QComputePath path = DefaultComputePath(*layout);
-    if (n.HasAttr("compute_path")) {
-      auto p = ParseQComputePath(n.GetString("compute_path", ""));
-      if (p.ok()) path = *p;
-    }
-    auto plan = SelectQGemm(*layout, path);
-    if (plan.ok()) {
-      j[layout->Name()] = {{"compute_path", QComputePathName(plan->path)}, {"kernel", plan->kernel_name}};
-    }
-  }
-  return j;
-}
-
 // Non-language graphs: outputs compared on ONNX test-data directories.
 int RunVerifyOutputs(const VerifyOptions& opt, const Model& packed, const Model& reference) {
   auto feeds = ReadTestDataSets(opt.data, reference.graph);

@@ -121,6 +121,29 @@ TEST_CASE("verify exits 0 when every check holds and 1 when one fails", "[cli][v
   CHECK(Slimpack(base + " --budget-gbps 100 --tokens-per-s 10").code == 0);
 }
 
+TEST_CASE("the default packing takes the i8-dot path for int4, int8 keeps float activations unless the recipe asks",
+          "[cli][verify][kernels]") {
+  const std::string verify = " --reference " + kKjv + " --data " + kData + " --limit 8 --quiet";
+  auto int4 = SlimpackJson("verify " + Int4Model() + verify);
+  CHECK(int4["runtime"]["kernels"]["q4g32_sym_x8"]["compute_path"] == "i8-dot");
+  CHECK(int4["runtime"]["kernels"]["q8_row"]["compute_path"] == "f32-dequant-fma");
+
+  REQUIRE(Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_i8.slim --preset int8 --quiet").code == 0);
+  const std::string recipe = "/tmp/slimpack_cli_int8_path.json";
+  std::ofstream(recipe) << R"({"passes": [{"pass": "select_layout", "options": {"int8_path": "i8-dot"}}]})";
+  REQUIRE(Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_i8dot.slim --preset int8 --recipe " + recipe +
+                   " --quiet")
+              .code == 0);
+  auto f32 = SlimpackJson("verify /tmp/slimpack_cli_i8.slim" + verify);
+  auto i8 = SlimpackJson("verify /tmp/slimpack_cli_i8dot.slim" + verify);
+  CHECK(f32["runtime"]["kernels"]["q8_row"]["compute_path"] == "f32-dequant-fma");
+  CHECK(i8["runtime"]["kernels"]["q8_row"]["compute_path"] == "i8-dot");
+  // Same weights, activations rounded to int8: a little more error, still int8-grade.
+  const double kl_f32 = f32["accuracy"]["kl_mean"], kl_i8 = i8["accuracy"]["kl_mean"];
+  CHECK(kl_i8 > kl_f32);
+  CHECK(kl_i8 < 1e-3);
+}
+
 TEST_CASE("verify's bytes per token match the packed file's tensor sizes", "[cli][verify]") {
   auto j = SlimpackJson("verify " + Int4Model() + " --reference " + kKjv + " --data " + kData + " --limit 1 --quiet");
   auto info = slim::ReadPackedInfo(Int4Model());
