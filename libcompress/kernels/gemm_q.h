@@ -17,13 +17,14 @@
 //      (the classical bound for reordered float sums, tested). q8_row has one
 //      group per row. q4*_row_f32_ref and q4x8_f32_ref are the same function
 //      of (X, codes, scales, zeros): bit-identical.
-//  "i8-dot"  x8 layouts only. Each X row is quantized per weight group:
-//      xs = max|x| / 127, xq = round-half-even(x / xs) in [-127, 127]
-//      (QuantizeActivationsI8, shared by both twins, so xq is identical).
+//  "i8-dot"  x8 layouts (and q8_row, below). Each X row is quantized per
+//      weight group: xs = max|x| / 127, xq = round-half-even(x / xs) in
+//      [-127, 127] (QuantizeActivationsI8, shared by all twins, so xq is
+//      identical).
 //      Per output and group: isum = sum u * xq (exact int32), corr = isum -
 //      z * sum(xq) (exact), acc = fma((float)corr, s * xs, acc), groups in
 //      order. Every step is an exact integer or the same rounded float op in
-//      both twins, so i8-dot ref and AVX2 are bit-identical (tested). Against
+//      every twin, so i8-dot ref, AVX2 and AVX-512 are bit-identical (tested). Against
 //      f32-dequant-fma it differs by X's rounding: at most
 //      sum_k 0.5 * xs_group(k) * |w'_k| plus the float bound above.
 //      q8_row too: X is quantized the same way in blocks of kQ8DotBlock
@@ -139,8 +140,8 @@ inline constexpr QGemmKernels kQGemmKernelsAvx2 = {
     "avx2",          gemm_q8_row_f32_avx2,    gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
     gemm_q4x8_i8_avx2, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
-// Kernels that already outrun the read bandwidth at 2 threads on AVX2
-// (docs/PERFORMANCE.md) stay on their AVX2 twins.
+// 512-bit kernels exist for the default packings' paths (int4 x8 i8-dot,
+// int8 f32); the other entries reuse their AVX2 twins.
 inline constexpr QGemmKernels kQGemmKernelsAvx512 = {
     "avx512",          gemm_q8_row_f32_avx512,  gemm_q8_row_i8_avx2,   gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
     gemm_q4x8_i8_avx512, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};

@@ -468,54 +468,79 @@ void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, fl
   }
 }
 
+namespace {
+
+// Block `block` (8 weight rows) times X rows i0..i0+R-1 of the quantized
+// activations (xq [m, kp], xs and xsum [m, groups]) into y. The nibbles of
+// each 32-byte chunk are split once for all R X rows (prefill runs R = 4:
+// TinyLlama-shape prefill on one core 13.8 -> 15.6 tokens/s, R = 2 gave
+// nothing; decode has R = 1). Each X row's arithmetic is the same for any R.
+template <int R>
+void Q4x8I8Rows(const QGemmArgs& a, const int8_t* xq, const float* xs, const int32_t* xsum, size_t kp,
+                const uint8_t* block, size_t i0, size_t rows, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4X8Layout::Groups(a.k, g);
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+  const __m256i low4 = _mm256_set1_epi8(0xf);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t gi = 0; gi < groups; ++gi) {
+    const uint8_t* tile = block + gi * tile_bytes;
+    __m256i isum[R];
+    for (int t = 0; t < R; ++t) isum[t] = _mm256_setzero_si256();
+    // Up to 4 chunks (32 elements) are summed in int16: each vpmaddubsw
+    // lane is at most 2 * 15 * 127 = 3810 and 8 of them stay below 32767.
+    for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
+      __m256i p16[R];
+      for (int t = 0; t < R; ++t) p16[t] = _mm256_setzero_si256();
+      for (size_t c = c0; c < c0 + 4; ++c) {
+        if (c % 2 == 0) PrefetchAhead(tile + 32 * c);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
+        const __m256i lo = _mm256_and_si256(v, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        for (int t = 0; t < R; ++t) {
+          const int8_t* xg = xq + (i0 + static_cast<size_t>(t)) * kp + gi * g + 8 * c;
+          int32_t xa, xb;
+          std::memcpy(&xa, xg, 4);
+          std::memcpy(&xb, xg + 4, 4);
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+        }
+      }
+      for (int t = 0; t < R; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones16));
+    }
+    for (int t = 0; t < R; ++t) {
+      const size_t i = i0 + static_cast<size_t>(t);
+      acc[t] = TileI8Accumulate(isum[t], tile + code_bytes, a.symmetric, xsum[i * groups + gi], xs[i * groups + gi],
+                                acc[t]);
+    }
+  }
+  for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
+}
+
+}  // namespace
+
 void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);
   const size_t kp = groups * g;
   const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
   Scratch<int8_t> xq(a.m * kp);
   Scratch<float> xs(a.m * groups);
   Scratch<int32_t> xsum(a.m * groups);
   for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups,
-                          xsum.p + i * groups);
+    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
   }
-  const __m256i low4 = _mm256_set1_epi8(0xf);
-  const __m256i ones16 = _mm256_set1_epi16(1);
   const size_t n_end = ColumnEnd(a);
   for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {
     const uint8_t* block = w + b * groups * tile_bytes;
     const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
-    for (size_t i = 0; i < a.m; ++i) {
-      const int8_t* xqi = xq.p + i * kp;
-      __m256 acc = _mm256_setzero_ps();
-      for (size_t gi = 0; gi < groups; ++gi) {
-        const uint8_t* tile = block + gi * tile_bytes;
-        const int8_t* xg = xqi + gi * g;
-        __m256i isum = _mm256_setzero_si256();
-        // Up to 4 chunks (32 elements) are summed in int16: each vpmaddubsw
-        // lane is at most 2 * 15 * 127 = 3810 and 8 of them stay below 32767.
-        for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
-          __m256i p16 = _mm256_setzero_si256();
-          for (size_t c = c0; c < c0 + 4; ++c) {
-            if (c % 2 == 0) PrefetchAhead(tile + 32 * c);
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
-            const __m256i lo = _mm256_and_si256(v, low4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            int32_t xa, xb;
-            std::memcpy(&xa, xg + 8 * c, 4);
-            std::memcpy(&xb, xg + 8 * c + 4, 4);
-            p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
-            p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
-          }
-          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, ones16));
-        }
-        acc = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, xsum.p[i * groups + gi],
-                               xs.p[i * groups + gi], acc);
-      }
-      StoreRows(acc, rows, y + i * a.n + 8 * b);
-    }
+    float* yb = y + 8 * b;
+    size_t i = 0;
+    for (; i + 4 <= a.m; i += 4) Q4x8I8Rows<4>(a, xq.p, xs.p, xsum.p, kp, block, i, rows, yb);
+    for (; i < a.m; ++i) Q4x8I8Rows<1>(a, xq.p, xs.p, xsum.p, kp, block, i, rows, yb);
   }
 }
 

@@ -90,55 +90,85 @@ void gemm_q8_row_f32_avx512(const QGemmArgs& a, const float* x, const uint8_t* w
   }
 }
 
+namespace {
+
+// The activations of one q4x8 kernel call, quantized (gemm_q.h i8-dot).
+struct QuantizedX {
+  const int8_t* xq;     // [m, kp]
+  const float* xs;      // [m, groups]
+  const int32_t* xsum;  // [m, groups]
+  size_t kp, groups;
+};
+
+// Block `block` (8 weight rows) times X rows i0..i0+R-1 into y. One 64-byte
+// load of a tile holds chunks c (lanes 0-7) and c + 1 (lanes 8-15): lane r's
+// low nibbles are elements 8c+0..3 of row r, its high nibbles 8c+4..7; the
+// nibbles are split once and used by all R X rows (prefill: R = 4 amortises
+// the split and the tile loads; decode has R = 1). Each X row's arithmetic
+// is the same for any R.
+template <int R>
+void Q4x8I8Rows(const QGemmArgs& a, const QuantizedX& q, const uint8_t* block, size_t i0, size_t rows, float* y) {
+  const size_t g = a.group_size;
+  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+  const __m512i low4 = _mm512_set1_epi8(0xf);
+  // From the 16 activations 8c..8c+15, the four each half of a load meets.
+  const __m512i pick_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+  const __m512i pick_hi = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
+  __m256 acc[R];
+  for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t gi = 0; gi < q.groups; ++gi) {
+    const uint8_t* tile = block + gi * tile_bytes;
+    // Two accumulators per X row halve the vpdpbusd dependency chain. A
+    // group has g / 8 = 4, 8 or 16 chunks: whole pairs.
+    __m512i s0[R], s1[R];
+    for (int t = 0; t < R; ++t) s0[t] = s1[t] = _mm512_setzero_si512();
+    for (size_t c = 0; c < g / 8; c += 2) {
+      PrefetchAhead(tile + 32 * c);
+      const __m512i v = _mm512_loadu_si512(tile + 32 * c);
+      const __m512i lo = _mm512_and_si512(v, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      for (int t = 0; t < R; ++t) {
+        const int8_t* xg = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + 8 * c;
+        const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xg)));
+        s0[t] = _mm512_dpbusd_epi32(s0[t], lo, _mm512_permutexvar_epi32(pick_lo, xv));
+        s1[t] = _mm512_dpbusd_epi32(s1[t], hi, _mm512_permutexvar_epi32(pick_hi, xv));
+      }
+    }
+    for (int t = 0; t < R; ++t) {
+      const size_t i = i0 + static_cast<size_t>(t);
+      const __m512i s = _mm512_add_epi32(s0[t], s1[t]);
+      const __m256i isum = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+      acc[t] = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
+                                q.xs[i * q.groups + gi], acc[t]);
+    }
+  }
+  for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
+}
+
+}  // namespace
+
 void gemm_q4x8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);
   const size_t kp = groups * g;
   const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
   Scratch<int8_t> xq(a.m * kp);
   Scratch<float> xs(a.m * groups);
   Scratch<int32_t> xsum(a.m * groups);
   for (size_t i = 0; i < a.m; ++i) {
     QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
   }
-  const __m512i low4 = _mm512_set1_epi8(0xf);
-  // One 64-byte load holds chunks c (lanes 0-7) and c + 1 (lanes 8-15) of
-  // the tile: lane r's low nibbles are elements 8c+0..3 of row r, its high
-  // nibbles 8c+4..7. These pick, from the 16 activations 8c..8c+15, the four
-  // each half needs in every lane.
-  const __m512i pick_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-  const __m512i pick_hi = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
+  const QuantizedX q{xq.p, xs.p, xsum.p, kp, groups};
   const size_t n_end = ColumnEnd(a);
-  auto do_block = [&](size_t b) {  // the 8 rows of block b for every X row
+  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {
     const uint8_t* block = w + b * groups * tile_bytes;
     const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
-    for (size_t i = 0; i < a.m; ++i) {
-      const int8_t* xqi = xq.p + i * kp;
-      __m256 acc = _mm256_setzero_ps();
-      for (size_t gi = 0; gi < groups; ++gi) {
-        const uint8_t* tile = block + gi * tile_bytes;
-        const int8_t* xg = xqi + gi * g;
-        // Two accumulators halve the vpdpbusd dependency chain. A group has
-        // g / 8 = 4, 8 or 16 chunks: whole pairs.
-        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        for (size_t c = 0; c < g / 8; c += 2) {
-          PrefetchAhead(tile + 32 * c);
-          const __m512i v = _mm512_loadu_si512(tile + 32 * c);
-          const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xg + 8 * c)));
-          s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low4), _mm512_permutexvar_epi32(pick_lo, xv));
-          s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
-                                   _mm512_permutexvar_epi32(pick_hi, xv));
-        }
-        const __m512i s = _mm512_add_epi32(s0, s1);
-        const __m256i isum = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-        acc = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, xsum.p[i * groups + gi], xs.p[i * groups + gi],
-                               acc);
-      }
-      StoreRows(acc, rows, y + i * a.n + 8 * b);
-    }
-  };
-  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) do_block(b);
+    float* yb = y + 8 * b;
+    size_t i = 0;
+    for (; i + 4 <= a.m; i += 4) Q4x8I8Rows<4>(a, q, block, i, rows, yb);
+    for (; i < a.m; ++i) Q4x8I8Rows<1>(a, q, block, i, rows, yb);
+  }
 }
 
 }  // namespace slim

@@ -1,7 +1,7 @@
 // Quantized GEMM kernels: every layout's reference against a double-precision
 // product of the dequantized weights, and every SIMD table the host runs
 // (AVX2, AVX-512) against the references on awkward sizes (K = 1, 7, 33, 172,
-// 257; N not a multiple of 8; M = 1, 3), bit-exact where gemm_q.h promises it
+// 257; N not a multiple of 8; M = 1, 3, 5), bit-exact where gemm_q.h promises it
 // and within its stated bound elsewhere.
 #include <catch2/catch.hpp>
 
@@ -117,7 +117,7 @@ TEST_CASE("quantized GEMM: refs match a double product, SIMD twins match refs", 
         REQUIRE(packed.ok());
         std::vector<float> wd(n * k);
         DequantizeMatrix(*q, wd.data());
-        for (size_t m : {1, 3}) {
+        for (size_t m : {1, 3, 5}) {  // 5: the 4-row prefill blocks plus a single row
           const auto x = Gaussian(m * k, seed++, 1.0f);
           const Reference ref = Exact(x, wd, m, n, k, I8Block(layout));
           INFO(layout.Name() << " M=" << m << " N=" << n << " K=" << k);
