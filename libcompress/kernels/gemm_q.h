@@ -19,8 +19,8 @@
 //      of (X, codes, scales, zeros): bit-identical.
 //  "i8-dot"  x8 layouts (and q8_row, below). Each X row is quantized per
 //      weight group: xs = max|x| / 127, xq = round-half-even(x / xs) in
-//      [-127, 127] (QuantizeActivationsI8, shared by all twins, so xq is
-//      identical).
+//      [-127, 127] (QuantizeActivationsI8 and its bit-identical AVX2 twin,
+//      so xq is the same in every kernel).
 //      Per output and group: isum = sum u * xq (exact int32), corr = isum -
 //      z * sum(xq) (exact), acc = fma((float)corr, s * xs, acc), groups in
 //      order. Every step is an exact integer or the same rounded float op in
@@ -180,12 +180,19 @@ Expected<QGemmPlan> PlanQGemm(const QuantLayout& layout, QComputePath path, size
 Status QGemm(const QuantLayout& layout, QComputePath path, const float* x, size_t m, size_t k,
              const uint8_t* w, size_t w_bytes, size_t n, float* y);
 
-// i8-dot activation quantization of one X row (shared by both twins):
+// i8-dot activation quantization of one X row (the refs run it):
 // for each group of group_size elements (the last one partial), xs[g] =
 // max|x| / 127 (0 for an all-zero group), xq[e] = round-half-even(x[e] *
 // (127 / max|x|)) and xsum[g] = sum of the group's xq. xq has
 // ceil(k / group_size) * group_size entries; those past k are 0.
 void QuantizeActivationsI8(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
                            int32_t* xsum);
+
+// Its AVX2 twin (which the AVX2 and AVX-512 i8-dot kernels run), bit-identical:
+// max and the integer steps are exact in any order, x * (127 / max|x|) is
+// the same single multiply, and rounding is one round-half-even instruction
+// (no add a compiler could fuse with the multiply).
+void QuantizeActivationsI8Avx2(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
+                               int32_t* xsum);
 
 }  // namespace slim

@@ -7,7 +7,7 @@
 // scratch buffer (zero-padded to whole groups, so no kernel needs a K tail):
 //  - q4 row layout: per 32-element chunk [x0 x2 .. x30 | x1 x3 .. x31], the
 //    order in which the low and high nibbles of 16 code bytes come out;
-//  - q4x8 i8-dot: QuantizeActivationsI8 (the same scalar code the ref runs).
+//  - i8-dot: QuantizeActivationsI8Avx2 (bit-identical to the refs' quantizer).
 //
 // This file is compiled with -mavx2 -mfma -mf16c, so it instantiates no
 // standard-library templates (their out-of-line copies would be shared with
@@ -44,6 +44,56 @@ inline __m256 LaneByteToFloat(__m256i v) {
 }
 
 }  // namespace
+
+void QuantizeActivationsI8Avx2(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
+                               int32_t* xsum) {
+  const size_t groups = (k + group_size - 1) / group_size;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  for (size_t gi = 0; gi < groups; ++gi) {
+    const size_t k0 = gi * group_size;
+    const size_t k1 = k0 + group_size < k ? k0 + group_size : k;
+    const size_t full = k0 + (k1 - k0) / 8 * 8;
+    // max|x|: _mm256_max_ps(v, m) keeps m where v is NaN, as the ref's
+    // std::max(amax, |x|) keeps amax.
+    __m256 m = _mm256_setzero_ps();
+    for (size_t e = k0; e < full; e += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + e), abs_mask), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    for (size_t e = full; e < k1; ++e) {
+      const float v = x[e] < 0 ? -x[e] : x[e];
+      amax = amax < v ? v : amax;
+    }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    __m256i sum = _mm256_setzero_si256();
+    for (size_t e = k0; e < full; e += 8) {
+      const __m256 t = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + e), vinv),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m256i q = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), lo), hi);
+      sum = _mm256_add_epi32(sum, q);
+      const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(xq + e), _mm_packs_epi16(q16, q16));
+    }
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+    int32_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+    for (size_t e = full; e < k0 + group_size; ++e) {
+      int q = 0;
+      if (e < k1) {
+        const __m128 t = _mm_round_ss(_mm_setzero_ps(), _mm_set_ss(x[e] * inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm_cvttss_si32(t);
+        q = q < -127 ? -127 : (q > 127 ? 127 : q);
+      }
+      xq[e] = static_cast<int8_t>(q);
+      total += q;
+    }
+    xs[gi] = amax / 127.0f;
+    xsum[gi] = total;
+  }
+}
 
 void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
@@ -101,7 +151,7 @@ void gemm_q8_row_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, f
   Scratch<float> xs(a.m * blocks);
   Scratch<int32_t> xsum(a.m * blocks);
   for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, kQ8DotBlock, xq.p + i * kp, xs.p + i * blocks, xsum.p + i * blocks);
+    QuantizeActivationsI8Avx2(x + i * a.k, a.k, kQ8DotBlock, xq.p + i * kp, xs.p + i * blocks, xsum.p + i * blocks);
   }
   const __m256i ones16 = _mm256_set1_epi16(1);
   const size_t n_end = ColumnEnd(a);
@@ -531,7 +581,7 @@ void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, flo
   Scratch<float> xs(a.m * groups);
   Scratch<int32_t> xsum(a.m * groups);
   for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
+    QuantizeActivationsI8Avx2(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
   }
   const size_t n_end = ColumnEnd(a);
   for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {

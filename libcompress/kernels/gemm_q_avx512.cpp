@@ -157,7 +157,7 @@ void gemm_q4x8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, f
   Scratch<float> xs(a.m * groups);
   Scratch<int32_t> xsum(a.m * groups);
   for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
+    QuantizeActivationsI8Avx2(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
   }
   const QuantizedX q{xq.p, xs.p, xsum.p, kp, groups};
   const size_t n_end = ColumnEnd(a);

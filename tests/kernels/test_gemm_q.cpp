@@ -275,3 +275,35 @@ TEST_CASE("QGemm validates sizes and layout/path pairs, and reports its kernel",
 }
 
 }  // namespace slim
+
+namespace slim {
+
+TEST_CASE("the AVX2 activation quantizer is bit-identical to the scalar one", "[gemm_q]") {
+  if (!HostCpuFeatures().has_x86_avx2()) {
+    WARN("host has no AVX2: skipped");
+    return;
+  }
+  auto check = [](const std::vector<float>& x, size_t group) {
+    const size_t k = x.size(), groups = (k + group - 1) / group, kp = groups * group;
+    std::vector<int8_t> q0(kp, 99), q1(kp, 99);
+    std::vector<float> s0(groups), s1(groups);
+    std::vector<int32_t> t0(groups), t1(groups);
+    QuantizeActivationsI8(x.data(), k, group, q0.data(), s0.data(), t0.data());
+    QuantizeActivationsI8Avx2(x.data(), k, group, q1.data(), s1.data(), t1.data());
+    INFO("K " << k << " group " << group);
+    REQUIRE(q0 == q1);
+    REQUIRE(std::memcmp(s0.data(), s1.data(), groups * sizeof(float)) == 0);
+    REQUIRE(t0 == t1);
+  };
+  uint32_t seed = 11;
+  for (size_t group : {32, 64, 128}) {
+    for (size_t k : {1, 7, 8, 9, 31, 33, 100, 257, 2048}) check(Gaussian(k, seed++, 3.0f), group);
+    // Exact ties: amax 127 makes inv 1, so x.5 rounds to even; zeros, -0.
+    std::vector<float> ties = {127.0f, 2.5f, -2.5f, 3.5f, -3.5f, 0.5f, -0.5f, -0.0f, 0.0f, 126.5f, -126.5f, 1.5f};
+    ties.resize(2 * group + 3, 0.0f);
+    check(ties, group);
+    check(std::vector<float>(group + 5, 0.0f), group);
+  }
+}
+
+}  // namespace slim
