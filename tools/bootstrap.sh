@@ -18,7 +18,7 @@ build="${BUILD_DIR:-$root/build}"
 jobs="${JOBS:-$(nproc)}"
 
 packages=(build-essential cmake libeigen3-dev libonnx-dev libprotobuf-dev protobuf-compiler
-          libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata libxxhash-dev)
+          libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata libxxhash-dev libssl-dev)
 
 install_deps() {
   local missing=()
