@@ -17,8 +17,9 @@
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni on top of the
 // AVX2 flags; no standard-library templates (see gemm_q_avx2.cpp).
 // GCC 12's AVX-512 headers build "undefined" vectors as self-initialised
-// locals (_mm512_undefined_epi32), which -Wmaybe-uninitialized reports at
-// every inlined use: a known false positive of the intrinsics themselves.
+// locals (_mm512_undefined_epi32), which -W(maybe-)uninitialized reports at
+// inlined uses: a known false positive of the intrinsics themselves.
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
@@ -38,23 +39,30 @@ inline __m512 Codes16(const int8_t* codes, size_t e) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + e))));
 }
 
-// sum x * w over one row of K elements. W is the int8 codes (kFloat false)
-// or the same codes already converted to float (kFloat true): the products
-// and their order are the same, so both give the same bits.
-template <bool kFloat>
-inline float RowDot(const void* wrow, const float* xi, size_t k) {
+// sum x * w over one row of K elements, for R X rows (x, x + x_stride, ...)
+// at once: each loaded weight vector serves all R (prefill runs R = 4). W is
+// the int8 codes (kFloat false) or the same codes already converted to float
+// (kFloat true). Every X row has its own four accumulators, assigned as for
+// R = 1, so the products and their order, and the bits, do not depend on R
+// or kFloat.
+template <bool kFloat, int R>
+inline void RowDots(const void* wrow, const float* x, size_t x_stride, size_t k, float* out) {
   const auto* wc = static_cast<const int8_t*>(wrow);
   const auto* wf = static_cast<const float*>(wrow);
   auto w16 = [&](size_t e) { return kFloat ? _mm512_loadu_ps(wf + e) : Codes16(wc, e); };
   const size_t k64 = k / 64 * 64;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+  __m512 acc[R][4];
+  for (int t = 0; t < R; ++t) {
+    for (int j = 0; j < 4; ++j) acc[t][j] = _mm512_setzero_ps();
+  }
   for (size_t e = 0; e < k64; e += 64) {
     if (!kFloat) PrefetchAhead(reinterpret_cast<const uint8_t*>(wc + e));
-    acc0 = _mm512_fmadd_ps(w16(e), _mm512_loadu_ps(xi + e), acc0);
-    acc1 = _mm512_fmadd_ps(w16(e + 16), _mm512_loadu_ps(xi + e + 16), acc1);
-    acc2 = _mm512_fmadd_ps(w16(e + 32), _mm512_loadu_ps(xi + e + 32), acc2);
-    acc3 = _mm512_fmadd_ps(w16(e + 48), _mm512_loadu_ps(xi + e + 48), acc3);
+    for (int j = 0; j < 4; ++j) {
+      const __m512 wv = w16(e + 16 * static_cast<size_t>(j));
+      for (int t = 0; t < R; ++t) {
+        acc[t][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + static_cast<size_t>(t) * x_stride + e + 16 * static_cast<size_t>(j)), acc[t][j]);
+      }
+    }
   }
   // The tail by masked loads, which never touch masked-out bytes; those
   // lanes are zero in both operands and add nothing.
@@ -62,9 +70,13 @@ inline float RowDot(const void* wrow, const float* xi, size_t k) {
     const __mmask16 m = FirstLanes(k - e);
     const __m512 wv = kFloat ? _mm512_maskz_loadu_ps(m, wf + e)
                              : _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, wc + e)));
-    acc0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xi + e), acc0);
+    for (int t = 0; t < R; ++t) {
+      acc[t][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + static_cast<size_t>(t) * x_stride + e), acc[t][0]);
+    }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+  for (int t = 0; t < R; ++t) {
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
+  }
 }
 
 }  // namespace
@@ -72,21 +84,32 @@ inline float RowDot(const void* wrow, const float* xi, size_t k) {
 void gemm_q8_row_f32_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t so = Q8RowLayout::ScalesOffset(a.n, a.k);
   // For M > 1 each code row is converted to float once and reused by every
-  // X row (RowDot gives the same bits either way).
+  // X row (RowDots gives the same bits either way).
   Scratch<float> wd(a.m > 1 ? a.k : 0);
   for (size_t r = a.n_begin; r < ColumnEnd(a); ++r) {
     const int8_t* codes = reinterpret_cast<const int8_t*>(w + r * a.k);
     float scale;
     std::memcpy(&scale, w + so + 4 * r, 4);
     if (a.m == 1) {
-      y[r] = scale * RowDot<false>(codes, x, a.k);
+      float dot;
+      RowDots<false, 1>(codes, x, a.k, a.k, &dot);
+      y[r] = scale * dot;
       continue;
     }
     for (size_t e = 0; e < a.k; e += 16) {
       const __mmask16 m = FirstLanes(a.k - e);
       _mm512_mask_storeu_ps(wd.p + e, m, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, codes + e))));
     }
-    for (size_t i = 0; i < a.m; ++i) y[i * a.n + r] = scale * RowDot<true>(wd.p, x + i * a.k, a.k);
+    float dots[4];
+    size_t i = 0;
+    for (; i + 4 <= a.m; i += 4) {
+      RowDots<true, 4>(wd.p, x + i * a.k, a.k, a.k, dots);
+      for (size_t t = 0; t < 4; ++t) y[(i + t) * a.n + r] = scale * dots[t];
+    }
+    for (; i < a.m; ++i) {
+      RowDots<true, 1>(wd.p, x + i * a.k, a.k, a.k, dots);
+      y[i * a.n + r] = scale * dots[0];
+    }
   }
 }
 
