@@ -14,7 +14,7 @@ class SelectLayoutPass final : public Pass {
   const PassInfo& info() const override {
     static const PassInfo kInfo = {
         "select_layout",
-        "re-pack int4 weights into the layout family the target profile prefers",
+        "re-pack int4 weights into the layout family the target profile prefers; choose int8's compute path",
         {
             EnumOption("int4_layout", "target", {"target", "row", "x8"},
                        "int4 layout family: the target profile's choice (x8 without --target), "

@@ -128,6 +128,8 @@ void gemm_q8_row_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, 
   }
 }
 
+namespace {
+
 // Four int32 vectors -> their four lane sums (exact), row t in lane t.
 inline __m128i SumLanes4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
@@ -141,6 +143,8 @@ inline __m256i BlockDot(__m256i c, __m256i xq, __m256i ones16) {
   const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(c), _mm256_sign_epi8(xq, c));
   return _mm256_madd_epi16(p16, ones16);
 }
+
+}  // namespace
 
 void gemm_q8_row_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t blocks = (a.k + kQ8DotBlock - 1) / kQ8DotBlock;
