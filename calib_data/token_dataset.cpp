@@ -1,4 +1,5 @@
 #include "calib_data/token_dataset.h"
+#include "libcompress/common/json_parse.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,12 +21,7 @@ Expected<TokenDataset> ReadTokenDataset(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string bytes = ss.str();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(bytes);
-  } catch (const nlohmann::json::parse_error& e) {
-    return InvalidInput(path, ": not valid JSON at byte ", e.byte, ": ", e.what());
-  }
+  SLIM_ASSIGN_OR_RETURN(const nlohmann::json j, ParseJsonText(bytes, path));
   SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object with \"sequences\"");
   TokenDataset ds;
   ds.sha256 = Sha256Hex(bytes.data(), bytes.size());

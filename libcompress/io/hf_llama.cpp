@@ -1,4 +1,5 @@
 #include "libcompress/io/hf_llama.h"
+#include "libcompress/common/json_parse.h"
 
 #include <sys/stat.h>
 
@@ -40,12 +41,7 @@ Expected<json> ReadJson(const std::string& path) {
   if (!in) return InvalidInput(path, ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    return InvalidInput(path, ": not valid JSON near byte ", e.byte, ": ", e.what());
-  }
+  SLIM_ASSIGN_OR_RETURN(json j, ParseJsonText(ss.str(), path));
   SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object, found a ", j.type_name());
   return j;
 }

@@ -1,4 +1,5 @@
 #include "libcompress/io/model_loader.h"
+#include "libcompress/common/json_parse.h"
 
 #include <sys/stat.h>
 
@@ -35,11 +36,7 @@ Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
   if (!in) return InvalidInput(path, ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    return InvalidInput(path, ": not valid JSON at byte ", e.byte, ": ", e.what());
-  }
+  return ParseJsonText(ss.str(), path);
 }
 
 // An ONNX graph carries no token ids or head counts; a config.json beside it

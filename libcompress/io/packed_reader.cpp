@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "libcompress/io/graph_json.h"
+#include "libcompress/common/json_parse.h"
 #include "libcompress/io/packed_format.h"
 #include "libcompress/io/packed_internal.h"
 #include "libcompress/ir/tensor.h"
@@ -241,13 +242,7 @@ Expected<Parsed> ParseFile(const std::string& path) {
                         packed::ChecksumHex(computed), " (corrupted metadata)");
   }
   info.metadata_json.assign(reinterpret_cast<const char*>(mp), msize);
-  try {
-    out.meta = json::parse(info.metadata_json);
-  } catch (const json::parse_error& e) {
-    // e.byte counts from 1 (the offending character's position).
-    return InvalidInput(path, ": ", msec, ": invalid JSON at file byte ",
-                        info.metadata_offset + (e.byte > 0 ? e.byte - 1 : 0), ": ", e.what());
-  }
+  SLIM_ASSIGN_OR_RETURN(out.meta, ParseJsonText(info.metadata_json, path + ": " + msec, info.metadata_offset));
   const json& meta = out.meta;
   SLIM_CHECK_INPUT(meta.is_object(), path, ": ", msec, ": expected a JSON object");
   auto fmt = meta.find("format");

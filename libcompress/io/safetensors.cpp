@@ -1,4 +1,5 @@
 #include "libcompress/io/safetensors.h"
+#include "libcompress/common/json_parse.h"
 
 #include <algorithm>
 #include <cstring>
@@ -47,14 +48,9 @@ Status ParseHeader(const std::string& path, const uint8_t* begin, const uint8_t*
     }
     return true;
   };
-  try {
-    *out = json::parse(begin, end, cb);
-  } catch (const json::parse_error& e) {
-    return InvalidInput(path, ": header is not valid JSON (near byte ", kHeaderLenBytes + e.byte,
-                        " of the file): ", e.what());
-  } catch (const json::exception& e) {
-    return InvalidInput(path, ": header is not valid JSON: ", e.what());
-  }
+  SLIM_ASSIGN_OR_RETURN(*out, ParseJsonText(std::string_view(reinterpret_cast<const char*>(begin),
+                                                               static_cast<size_t>(end - begin)),
+                                              path + ": header", kHeaderLenBytes, cb));
   SLIM_CHECK_INPUT(out->is_object(), path, ": header at byte 8 is a JSON ", out->type_name(),
                    ", expected an object");
   SLIM_CHECK_INPUT(duplicate.empty(), path, ": tensor name '", duplicate,

@@ -1,5 +1,6 @@
 // Recipe JSON parsing, built-in presets, merging and serialisation.
 #include "libcompress/pipeline/recipe.h"
+#include "libcompress/common/json_parse.h"
 
 #include <cmath>
 #include <cstddef>
@@ -189,12 +190,7 @@ Json OptionsToJson(const Options& o) {
 }  // namespace
 
 Expected<Recipe> ParseRecipe(const std::string& json_text, const std::string& source) {
-  Json j;
-  try {
-    j = Json::parse(json_text);
-  } catch (const Json::parse_error& e) {
-    return InvalidInput(source, ": not valid JSON (byte ", e.byte, ")");
-  }
+  SLIM_ASSIGN_OR_RETURN(const Json j, ParseJsonText(json_text, source));
   SLIM_CHECK_INPUT(j.is_object(), source, ": a recipe must be a JSON object");
   SLIM_RETURN_IF_ERROR(CheckKeys(
       j, {"source", "description", "include", "exclude", "strict", "allow_requantize", "passes"},

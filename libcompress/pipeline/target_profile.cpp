@@ -1,5 +1,6 @@
 // Built-in target profiles and the user-profile JSON reader.
 #include "libcompress/pipeline/target_profile.h"
+#include "libcompress/common/json_parse.h"
 
 #include <cmath>
 #include <fstream>
@@ -97,12 +98,7 @@ Expected<TargetProfile> LoadTargetFile(const std::string& path) {
 }
 
 Expected<TargetProfile> ParseTargetJson(const std::string& json_text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    return InvalidInput(source, ": not valid JSON (byte ", e.byte, ")");
-  }
+  SLIM_ASSIGN_OR_RETURN(const nlohmann::json j, ParseJsonText(json_text, source));
   SLIM_CHECK_INPUT(j.is_object(), source, ": a target profile must be a JSON object");
   static const std::set<std::string> kKeys = {
       "name",        "description", "isa",        "dram_gbps", "usable_fraction",

@@ -465,5 +465,5 @@ TEST_CASE("packed reader enforces the tensor table rules", "[io][packed]") {
   WriteBytes(path, junk);
   Expected<Model> r = ReadPacked(path);
   REQUIRE_FALSE(r.ok());
-  CHECK_THAT(r.status().message(), Catch::Contains("invalid JSON at file byte 65"));
+  CHECK_THAT(r.status().message(), Catch::Contains("not valid JSON at byte 65"));
 }
