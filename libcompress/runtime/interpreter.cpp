@@ -56,6 +56,11 @@ Status Interpreter::Plan() {
       return Unsupported(node.Describe(), (node.domain.empty() ? "" : " (domain '" + node.domain + "')"),
                          ": operator is not supported by the slimpack runtime");
     }
+    if (const OpCheckFn* check = ops.FindCheck(node.domain, node.op_type)) {
+      std::vector<const Tensor*> constants;
+      for (const auto& in : node.inputs) constants.push_back(in.empty() ? nullptr : graph_.FindInitializer(in));
+      SLIM_RETURN_IF_ERROR((*check)(node, constants));
+    }
   }
   auto slot = [&](const std::string& name) {
     auto it = slot_of_.find(name);

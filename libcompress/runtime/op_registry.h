@@ -35,15 +35,25 @@ struct OpCall {
 // is empty may be left undefined. Errors name the node (call.node.Describe()).
 using OpFn = std::function<Status(const OpCall& call, std::vector<Tensor>& outputs)>;
 
+// An op's optional load-time check of a node against its constant inputs
+// (initializers; nullptr for values computed at run time). Sessions run it
+// for every node when they are created, before any kernel runs, so a packed
+// weight that does not fit its layout is an error at load (docs/FORMAT.md),
+// not at the first token.
+using OpCheckFn = std::function<Status(const Node& node, const std::vector<const Tensor*>& constants)>;
+
 class OpTable {
  public:
-  void Add(const std::string& op_type, OpFn fn, const std::string& domain = "");
+  void Add(const std::string& op_type, OpFn fn, const std::string& domain = "", OpCheckFn check = {});
   const OpFn* Find(const std::string& domain, const std::string& op_type) const;
+  // nullptr when the op has no load-time check.
+  const OpCheckFn* FindCheck(const std::string& domain, const std::string& op_type) const;
   // "MatMul", "slimpack.MatMulQ4" ...: sorted, for docs and the claim list.
   std::vector<std::string> Names() const;
 
  private:
   std::map<std::pair<std::string, std::string>, OpFn> ops_;
+  std::map<std::pair<std::string, std::string>, OpCheckFn> checks_;
 };
 
 // The table with every operator the runtime claims.

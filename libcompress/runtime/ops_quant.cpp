@@ -36,16 +36,42 @@ Expected<QComputePath> NodeComputePath(const Node& node, const QuantLayout& layo
   return path;
 }
 
+// MatMulQ's layout, path, K, N and the kernel for them, with W's bytes
+// checked against the layout; shared by the load-time check and the op.
+struct MatMulQSetup {
+  QuantLayout layout;
+  int64_t k = 0, n = 0;
+  QGemmPlan plan;
+};
+
+Expected<MatMulQSetup> SetUpMatMulQ(const Node& node, const Tensor& w) {
+  MatMulQSetup s;
+  SLIM_ASSIGN_OR_RETURN(s.layout, NodeLayout(node));
+  SLIM_ASSIGN_OR_RETURN(QComputePath path, NodeComputePath(node, s.layout));
+  s.k = node.GetInt("K", 0);
+  s.n = node.GetInt("N", 0);
+  SLIM_CHECK_INPUT(s.k > 0 && s.n > 0, node.Describe(), ": attributes K and N must be positive");
+  auto plan = PlanQGemm(s.layout, path, static_cast<size_t>(s.k), static_cast<const uint8_t*>(w.raw()),
+                        w.nbytes(), static_cast<size_t>(s.n));
+  if (!plan.ok()) return plan.status().WithContext(node.Describe());
+  s.plan = std::move(plan).value();
+  return s;
+}
+
+Status CheckMatMulQ(const Node& node, const std::vector<const Tensor*>& constants) {
+  if (constants.size() < 2 || !constants[1]) return Status::Ok();  // W computed at run time
+  return SetUpMatMulQ(node, *constants[1]).status();
+}
+
 Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
   const Node& node = call.node;
   const Tensor* a = call.in(0);
   const Tensor* w = call.in(1);
   const Tensor* bias = call.in(2);
   SLIM_CHECK_INPUT(a && w, node.Describe(), ": needs inputs A and W");
-  SLIM_ASSIGN_OR_RETURN(QuantLayout layout, NodeLayout(node));
-  SLIM_ASSIGN_OR_RETURN(QComputePath path, NodeComputePath(node, layout));
-  const int64_t k = node.GetInt("K", 0), n = node.GetInt("N", 0);
-  SLIM_CHECK_INPUT(k > 0 && n > 0, node.Describe(), ": attributes K and N must be positive");
+  SLIM_ASSIGN_OR_RETURN(MatMulQSetup setup, SetUpMatMulQ(node, *w));
+  const QuantLayout& layout = setup.layout;
+  const int64_t k = setup.k, n = setup.n;
   SLIM_CHECK_INPUT(a->rank() >= 1 && a->dim(a->rank() - 1) == k, node.Describe(), ": A has shape ",
                    ShapeToString(a->shape()), ", last dim must be K = ", k);
   const size_t m = static_cast<size_t>(a->numel() / k);
@@ -54,9 +80,6 @@ Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
   std::vector<int64_t> shape = a->shape();
   shape.back() = n;
   Tensor y(DType::kFloat32, shape);
-  auto plan = PlanQGemm(layout, path, static_cast<size_t>(k), static_cast<const uint8_t*>(w->raw()), w->nbytes(),
-                        static_cast<size_t>(n));
-  if (!plan.ok()) return plan.status().WithContext(node.Describe());
   QGemmArgs args;
   args.m = m;
   args.n = static_cast<size_t>(n);
@@ -75,7 +98,7 @@ Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
                       QGemmArgs range = args;
                       range.n_begin = j0;
                       range.n_end = j1;
-                      plan->fn(range, xp, wp, yp);
+                      setup.plan.fn(range, xp, wp, yp);
                     });
   }
   if (bias) {
@@ -93,18 +116,30 @@ Status MatMulQ(const OpCall& call, std::vector<Tensor>& out) {
   return Status::Ok();
 }
 
+// GatherQ's table: q8_row, 2-D, bytes matching the layout.
+Status CheckGatherQWeight(const Node& node, const Tensor& w) {
+  SLIM_ASSIGN_OR_RETURN(QuantLayout layout, NodeLayout(node));
+  SLIM_CHECK_INPUT(layout.kind == QuantLayoutKind::kQ8Row, node.Describe(), ": layout ", layout.Name(),
+                   " is not q8_row");
+  SLIM_CHECK_INPUT(w.rank() == 2, node.Describe(), ": W must be 2-D [V, D]");
+  const size_t v = static_cast<size_t>(w.dim(0)), d = static_cast<size_t>(w.dim(1));
+  SLIM_CHECK_INPUT(w.nbytes() == Q8RowLayout::Bytes(v, d), node.Describe(), ": W has ", w.nbytes(),
+                   " bytes, q8_row [", v, ", ", d, "] needs ", Q8RowLayout::Bytes(v, d));
+  return Status::Ok();
+}
+
+Status CheckGatherQ(const Node& node, const std::vector<const Tensor*>& constants) {
+  if (constants.empty() || !constants[0]) return Status::Ok();
+  return CheckGatherQWeight(node, *constants[0]);
+}
+
 Status GatherQ(const OpCall& call, std::vector<Tensor>& out) {
   const Node& node = call.node;
   const Tensor* w = call.in(0);
   const Tensor* idx = call.in(1);
   SLIM_CHECK_INPUT(w && idx, node.Describe(), ": needs inputs W and indices");
-  SLIM_ASSIGN_OR_RETURN(QuantLayout layout, NodeLayout(node));
-  SLIM_CHECK_INPUT(layout.kind == QuantLayoutKind::kQ8Row, node.Describe(), ": layout ", layout.Name(),
-                   " is not q8_row");
-  SLIM_CHECK_INPUT(w->rank() == 2, node.Describe(), ": W must be 2-D [V, D]");
+  SLIM_RETURN_IF_ERROR(CheckGatherQWeight(node, *w));
   const size_t v = static_cast<size_t>(w->dim(0)), d = static_cast<size_t>(w->dim(1));
-  SLIM_CHECK_INPUT(w->nbytes() == Q8RowLayout::Bytes(v, d), node.Describe(), ": W has ", w->nbytes(),
-                   " bytes, q8_row [", v, ", ", d, "] needs ", Q8RowLayout::Bytes(v, d));
   const auto* codes = static_cast<const int8_t*>(w->raw());
   const auto* scale_bytes = static_cast<const uint8_t*>(w->raw()) + Q8RowLayout::ScalesOffset(v, d);
   std::vector<int64_t> shape = idx->shape();
@@ -241,8 +276,8 @@ Status MatMulNBits(const OpCall& call, std::vector<Tensor>& out) {
 }  // namespace
 
 void RegisterQuantOps(OpTable& table) {
-  table.Add("MatMulQ", MatMulQ, "slimpack");
-  table.Add("GatherQ", GatherQ, "slimpack");
+  table.Add("MatMulQ", MatMulQ, "slimpack", CheckMatMulQ);
+  table.Add("GatherQ", GatherQ, "slimpack", CheckGatherQ);
   table.Add("DequantizeLinear", DequantizeLinear);
   table.Add("MatMulNBits", MatMulNBits, "com.microsoft");
 }

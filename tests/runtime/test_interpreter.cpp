@@ -1,7 +1,9 @@
-// Interpreter planning: operators are checked before anything runs, inputs
-// are checked by name and dtype, weights read are counted once per run.
+// Interpreter planning: operators and packed weights are checked before
+// anything runs, inputs are checked by name and dtype, weights read are
+// counted once per run.
 #include <catch2/catch.hpp>
 
+#include "libcompress/kernels/quant.h"
 #include "libcompress/runtime/interpreter.h"
 
 using namespace slim;
@@ -34,6 +36,38 @@ TEST_CASE("an unsupported operator is an error naming op and node before anythin
   CHECK_THAT(interp.status().message(), Catch::Contains("'GridSample'") && Catch::Contains("'the_node'"));
   const Graph custom = OneNode("FusedThing", "com.example");
   CHECK_THAT(Interpreter::Create(custom).status().message(), Catch::Contains("com.example"));
+}
+
+TEST_CASE("a packed weight that does not fit its layout is refused when the session is created", "[runtime]") {
+  // q8_row [N = 3, K = 8]: 3 * 8 code bytes, aligned, then 3 FP32 scales.
+  const size_t good = Q8RowLayout::Bytes(3, 8);
+  auto graph = [](const std::string& op, const std::string& layout, size_t bytes) {
+    Graph g = OneNode(op, "slimpack");
+    Node& n = g.nodes[0];
+    if (op == "MatMulQ") {
+      n.attrs["K"] = Attribute::Int(8);
+      n.attrs["N"] = Attribute::Int(3);
+    } else {
+      n.inputs = {"w", "x"};  // GatherQ(table, indices)
+    }
+    n.attrs["layout"] = Attribute::String(layout);
+    const std::vector<uint8_t> blob(bytes, 0);
+    g.AddInitializer("w", Tensor::FromBytes(DType::kInt8Packed, {3, 8}, blob.data(), blob.size()));
+    return g;
+  };
+  CHECK(Interpreter::Create(graph("MatMulQ", "q8_row", good)).ok());
+  CHECK(Interpreter::Create(graph("GatherQ", "q8_row", good)).ok());
+  for (const std::string op : {"MatMulQ", "GatherQ"}) {
+    INFO(op);
+    auto short_blob = Interpreter::Create(graph(op, "q8_row", good - 1));
+    REQUIRE_FALSE(short_blob.ok());
+    CHECK(short_blob.status().code() == StatusCode::kInvalidInput);
+    CHECK_THAT(short_blob.status().message(),
+               Catch::Contains("'the_node'") && Catch::Contains(std::to_string(good - 1)));
+    auto unknown = Interpreter::Create(graph(op, "q3_magic", good));
+    REQUIRE_FALSE(unknown.ok());
+    CHECK_THAT(unknown.status().message(), Catch::Contains("q3_magic"));
+  }
 }
 
 TEST_CASE("feeds are checked by name and dtype; weight reads are counted", "[runtime]") {
