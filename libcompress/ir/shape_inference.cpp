@@ -18,6 +18,13 @@ using Values = std::vector<Dim>;  // elements of a small integer tensor
 // axes, Range bounds); weights never are.
 constexpr int64_t kMaxTrackedElements = 64;
 
+// Dims, shape values and attributes come from the file, so arithmetic on
+// them is checked: false on int64 overflow (the caller then leaves the
+// result unknown or reports the graph).
+bool CheckedMul(int64_t a, int64_t b, int64_t* r) { return !__builtin_mul_overflow(a, b, r); }
+bool CheckedAdd(int64_t a, int64_t b, int64_t* r) { return !__builtin_add_overflow(a, b, r); }
+bool CheckedSub(int64_t a, int64_t b, int64_t* r) { return !__builtin_sub_overflow(a, b, r); }
+
 int64_t Rank(const Shape& s) { return static_cast<int64_t>(s.size()); }
 
 bool IsIntType(DType t) {
@@ -215,12 +222,13 @@ class Inferrer {
         continue;
       }
       int64_t r = 0;
-      if (op == "Add") r = x.value + y.value;
-      else if (op == "Sub") r = x.value - y.value;
-      else if (op == "Mul") r = x.value * y.value;
-      else if (y.value == 0) return;
+      bool ok = true;
+      if (op == "Add") ok = CheckedAdd(x.value, y.value, &r);
+      else if (op == "Sub") ok = CheckedSub(x.value, y.value, &r);
+      else if (op == "Mul") ok = CheckedMul(x.value, y.value, &r);
+      else if (y.value == 0 || (y.value == -1 && x.value == std::numeric_limits<int64_t>::min())) return;
       else r = x.value / y.value;
-      out.push_back(Literal(r));
+      out.push_back(ok ? Literal(r) : Dim());
     }
     SetValues(0, std::move(out));
   }
@@ -487,15 +495,19 @@ class Inferrer {
     std::multiset<std::string> syms;
     int64_t in_static = 1;
     for (const Dim& d : *x) {
-      if (d.is_static()) in_static *= d.value;
-      else if (d.symbol.empty()) return Fresh();
+      if (d.is_static()) {
+        if (!CheckedMul(in_static, d.value, &in_static)) return Fresh();
+      } else if (d.symbol.empty()) return Fresh();
       else syms.insert(d.symbol);
     }
     int64_t out_static = 1;
     for (size_t k = 0; k < out.size(); ++k) {
       if (k == at) continue;
       const Dim& d = out[k];
-      if (d.is_static()) { out_static *= d.value; continue; }
+      if (d.is_static()) {
+        if (!CheckedMul(out_static, d.value, &out_static)) return Fresh();
+        continue;
+      }
       auto it = d.symbol.empty() ? syms.end() : syms.find(d.symbol);
       if (it == syms.end()) return Fresh();
       syms.erase(it);
@@ -888,22 +900,27 @@ class Inferrer {
     const std::string auto_pad = node_->GetString("auto_pad", "NOTSET");
     const bool ceil_mode = node_->GetInt("ceil_mode", 0) != 0;
     Shape out{(*x)[0], conv ? (*w)[0] : (*x)[1]};
+    int64_t w_channels = 0;
     if (conv && (*x)[1].is_static() && (*w)[1].is_static() &&
-        (*x)[1].value != (*w)[1].value * node_->GetInt("group", 1))
+        (!CheckedMul((*w)[1].value, node_->GetInt("group", 1), &w_channels) || (*x)[1].value != w_channels))
       return Error("input channels " + std::to_string((*x)[1].value) + " != W channels * group");
     for (size_t k = 0; k < spatial; ++k) {
       const Dim& in = (*x)[k + 2];
       if (!in.is_static() || kernel[k] < 0 || strides[k] <= 0) { out.push_back(Dim()); continue; }
-      const int64_t eff = dil[k] * (kernel[k] - 1) + 1;
-      int64_t len = 0;
+      // In 128 bits: every term is an int64 from the file.
+      using Wide = __int128;
+      const Wide eff = Wide{dil[k]} * (Wide{kernel[k]} - 1) + 1;
+      Wide len = 0;
       if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        len = (in.value + strides[k] - 1) / strides[k];
+        len = (Wide{in.value} + strides[k] - 1) / strides[k];
       } else {
-        const int64_t padded = in.value + (auto_pad == "VALID" ? 0 : pads[k] + pads[k + spatial]) - eff;
+        const Wide padded =
+            Wide{in.value} + (auto_pad == "VALID" ? 0 : Wide{pads[k]} + Wide{pads[k + spatial]}) - eff;
         if (padded < 0) return Error("kernel larger than padded input on spatial axis " + std::to_string(k));
         len = (ceil_mode ? (padded + strides[k] - 1) / strides[k] : padded / strides[k]) + 1;
       }
-      out.push_back(Dim(len));
+      if (len > std::numeric_limits<int64_t>::max()) return Error("output size overflows on spatial axis " + std::to_string(k));
+      out.push_back(Dim(static_cast<int64_t>(len)));
     }
     Set(0, InType(0), out);
     Set(1, DType::kInt64, out);  // MaxPool Indices
@@ -929,8 +946,7 @@ class Inferrer {
       if (e - b == 1) return *b;
       int64_t p = 1;
       for (auto it = b; it != e; ++it) {
-        if (!it->is_static()) return Dim();
-        p *= it->value;
+        if (!it->is_static() || !CheckedMul(p, it->value, &p)) return Dim();
       }
       return Dim(p);
     };

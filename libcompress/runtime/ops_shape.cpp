@@ -78,12 +78,6 @@ Expected<std::vector<int64_t>> NormalizeAxes(const Node& node, const std::vector
   return out;
 }
 
-Status CheckShapeValues(const Node& node, const std::vector<int64_t>& shape) {
-  SLIM_CHECK_INPUT(ShapeNumel(shape) >= 0, node.Describe(), ": output shape ",
-                   ShapeToString(shape), " has a negative dimension or too many elements");
-  return Status::Ok();
-}
-
 template <size_t kSize>
 void CopyElements(const uint8_t* src, int64_t stride, int64_t count, uint8_t* dst) {
   for (int64_t i = 0; i < count; ++i, src += stride, dst += kSize) std::memcpy(dst, src, kSize);
@@ -490,10 +484,10 @@ Status Expand(const OpCall& call, std::vector<Tensor>& outputs) {
   SLIM_ASSIGN_OR_RETURN(const Tensor* shape_t, Input(call, 1, "shape"));
   SLIM_ASSIGN_OR_RETURN(const size_t esize, ElementSize(node, *x));
   SLIM_ASSIGN_OR_RETURN(const std::vector<int64_t> shape, IntList(node, *shape_t, "shape"));
-  SLIM_RETURN_IF_ERROR(CheckShapeValues(node, shape));
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, shape));
   SLIM_ASSIGN_OR_RETURN(const std::vector<int64_t> out_shape,
                         ops::BroadcastShapes(node, x->shape(), shape));
-  SLIM_RETURN_IF_ERROR(CheckShapeValues(node, out_shape));
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, out_shape));
   Tensor out(x->dtype(), out_shape);
   StridedCopy(Bytes(*x), out_shape, BroadcastByteStrides(x->shape(), out_shape, esize), esize,
               Bytes(out));
@@ -517,9 +511,9 @@ Status Tile(const OpCall& call, std::vector<Tensor>& outputs) {
                      " has a negative entry");
     view_dims.insert(view_dims.end(), {repeats[i], x->dim(i)});
     view_strides.insert(view_strides.end(), {0, in_strides[i]});
-    out_shape.push_back(repeats[i] * x->dim(i));
   }
-  SLIM_RETURN_IF_ERROR(CheckShapeValues(node, view_dims));
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, view_dims));  // before any product can overflow
+  for (size_t i = 0; i < repeats.size(); ++i) out_shape.push_back(repeats[i] * x->dim(i));
   Tensor out(x->dtype(), out_shape);
   StridedCopy(Bytes(*x), view_dims, view_strides, esize, Bytes(out));
   outputs[0] = std::move(out);
@@ -705,23 +699,34 @@ Status Trilu(const OpCall& call, std::vector<Tensor>& outputs) {
 
 // -------------------------------------------------------- generating ops
 
+// max(ceil((limit - start) / delta), 0); in double for floats, exact in
+// 128-bit integers otherwise (int64 limits span 2^64). Capped just above
+// kMaxComputedElements so the caller's check reports it.
 template <typename T>
-Tensor RangeOf(DType dtype, T start, T limit, T delta) {
-  int64_t n = 0;
+int64_t RangeCount(T start, T limit, T delta) {
+  constexpr double kCap = static_cast<double>(ops::kMaxComputedElements) + 1;
   if constexpr (std::is_floating_point_v<T>) {
-    n = static_cast<int64_t>(std::max<double>(
-        std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta)),
-        0.0));
+    const double n = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+    return static_cast<int64_t>(std::min(std::max(n, 0.0), kCap));
   } else {
-    // Exact integer ceil((limit - start) / delta), computed in int64.
-    const int64_t span = static_cast<int64_t>(limit) - static_cast<int64_t>(start);
-    const int64_t step = static_cast<int64_t>(delta);
-    if ((span > 0 && step > 0) || (span < 0 && step < 0)) n = (span + step - (step > 0 ? 1 : -1)) / step;
+    const __int128 span = static_cast<__int128>(limit) - static_cast<__int128>(start);
+    const __int128 step = static_cast<__int128>(delta);
+    if (!((span > 0 && step > 0) || (span < 0 && step < 0))) return 0;
+    const __int128 n = (span + step - (step > 0 ? 1 : -1)) / step;
+    return static_cast<int64_t>(std::min<__int128>(n, static_cast<__int128>(kCap)));
   }
+}
+
+template <typename T>
+Tensor RangeOf(DType dtype, T start, int64_t n, T delta) {
   Tensor out(dtype, {n});
   T* y = out.MutableData<T>();
   for (int64_t i = 0; i < n; ++i) {
-    y[i] = static_cast<T>(start + static_cast<T>(i) * delta);
+    if constexpr (std::is_floating_point_v<T>) {
+      y[i] = static_cast<T>(start + static_cast<T>(i) * delta);
+    } else {  // the value lies in [start, limit); i * delta alone may not fit T
+      y[i] = static_cast<T>(static_cast<__int128>(start) + static_cast<__int128>(i) * static_cast<__int128>(delta));
+    }
   }
   return out;
 }
@@ -735,7 +740,9 @@ Status RangeTyped(const Node& node, const Tensor& s, const Tensor& l, const Tens
     SLIM_CHECK_INPUT(std::isfinite(start) && std::isfinite(limit) && std::isfinite(delta),
                      node.Describe(), ": start, limit and delta must be finite");
   }
-  *out = RangeOf<T>(dtype, start, limit, delta);
+  const int64_t n = RangeCount<T>(start, limit, delta);
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, {n}));
+  *out = RangeOf<T>(dtype, start, n, delta);
   return Status::Ok();
 }
 
@@ -765,7 +772,7 @@ Status ConstantOfShape(const OpCall& call, std::vector<Tensor>& outputs) {
   const Node& node = call.node;
   SLIM_ASSIGN_OR_RETURN(const Tensor* shape_t, Input(call, 0, "input"));
   SLIM_ASSIGN_OR_RETURN(const std::vector<int64_t> shape, IntList(node, *shape_t, "shape"));
-  SLIM_RETURN_IF_ERROR(CheckShapeValues(node, shape));
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, shape));
   Tensor value = Tensor::Scalar(0.0f);
   if (node.HasAttr("value")) {
     value = node.attrs.at("value").t;

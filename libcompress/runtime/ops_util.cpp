@@ -4,6 +4,15 @@
 
 namespace slim::ops {
 
+Status CheckOutputShape(const Node& node, const std::vector<int64_t>& shape) {
+  const int64_t n = ShapeNumel(shape);
+  SLIM_CHECK_INPUT(n >= 0, node.Describe(), ": output shape ", ShapeToString(shape),
+                   " has a negative dimension or too many elements");
+  SLIM_CHECK_INPUT(n <= kMaxComputedElements, node.Describe(), ": output shape ", ShapeToString(shape), " has ", n,
+                   " elements, above the runtime's limit of ", kMaxComputedElements);
+  return Status::Ok();
+}
+
 std::vector<float> LoadFloat(const Tensor& t) { return t.ToFloatVector(); }
 
 Tensor StoreFloat(DType dtype, std::vector<int64_t> shape, const std::vector<float>& v) {

@@ -30,6 +30,16 @@ std::vector<int64_t> BroadcastIndex(const std::vector<int64_t>& in_shape,
 // Row-major strides of a shape.
 std::vector<int64_t> Strides(const std::vector<int64_t>& shape);
 
+// Ops whose output size comes from tensor values (Range, ConstantOfShape,
+// Expand, Tile, ...) check it before allocating: dims >= 0, no int64
+// overflow, and at most this many elements. 2^32 elements (16 GiB as FP32)
+// is far above any activation of a model this runtime runs on a device
+// (TinyLlama's logits over an 8k-token prefill are 2^28); a larger one
+// comes from a hostile or broken graph and is bad input, not an attempt to
+// allocate it.
+inline constexpr int64_t kMaxComputedElements = int64_t{1} << 32;
+Status CheckOutputShape(const Node& node, const std::vector<int64_t>& shape);
+
 // axis in [-rank, rank) -> [0, rank); error names the node otherwise.
 Expected<int64_t> NormalizeAxis(const Node& node, int64_t axis, int64_t rank);
 
