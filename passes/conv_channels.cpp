@@ -561,7 +561,7 @@ Status PruneConvChannels(Graph& g, const PassContext& ctx, const ConvPruneOption
   // Rows: update the FFN part's rows of the same weights, append the rest.
   for (auto& [name, r] : rows) {
     auto it = std::find_if(report->tensors.begin(), report->tensors.end(),
-                           [&](const TensorReport& t) { return t.name == name; });
+                           [&tname = name](const TensorReport& t) { return t.name == tname; });
     if (it == report->tensors.end()) {
       report->tensors.push_back(std::move(r));
       continue;

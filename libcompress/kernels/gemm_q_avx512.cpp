@@ -19,8 +19,10 @@
 // GCC 12's AVX-512 headers build "undefined" vectors as self-initialised
 // locals (_mm512_undefined_epi32), which -W(maybe-)uninitialized reports at
 // inlined uses: a known false positive of the intrinsics themselves.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "libcompress/kernels/gemm_q.h"

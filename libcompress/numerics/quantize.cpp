@@ -92,13 +92,19 @@ float GroupErrorFast(const float* w, const float* a, size_t n, float scale, floa
 // per instruction instead of SSE2's 4. The lanes and the final sum are those
 // of the source, and neither clone may contract a multiply-add (AVX2 does not
 // enable FMA), so both clones return the same bits and the packed output
-// does not depend on the host.
-__attribute__((target_clones("avx2", "default"), flatten)) float WeightedGroupError(const float* w, const float* a, size_t n,
-                                                                          float scale, float qlo, float qhi) {
+// does not depend on the host. GCC inlines the template into both clones
+// only when told (flatten); clang inlines it by itself and refuses flatten
+// on a multiversioned function.
+#if defined(__clang__)
+#define SLIM_CLONED_OBJECTIVE __attribute__((target_clones("avx2", "default")))
+#else
+#define SLIM_CLONED_OBJECTIVE __attribute__((target_clones("avx2", "default"), flatten))
+#endif
+SLIM_CLONED_OBJECTIVE float WeightedGroupError(const float* w, const float* a, size_t n, float scale, float qlo,
+                                               float qhi) {
   return GroupErrorFast<true>(w, a, n, scale, qlo, qhi);
 }
-__attribute__((target_clones("avx2", "default"), flatten)) float PlainGroupError(const float* w, size_t n, float scale,
-                                                                       float qlo, float qhi) {
+SLIM_CLONED_OBJECTIVE float PlainGroupError(const float* w, size_t n, float scale, float qlo, float qhi) {
   return GroupErrorFast<false>(w, nullptr, n, scale, qlo, qhi);
 }
 
