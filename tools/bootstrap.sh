@@ -3,14 +3,19 @@
 #   tools/bootstrap.sh demo   install deps, build, run the main job on the bundled model
 #   tools/bootstrap.sh test   install deps, build, run the whole test suite
 #   tools/bootstrap.sh deps   only install the Debian packages
+#   tools/bootstrap.sh sanitize        (CI, docs/FUZZING.md) clang build with ASan and
+#                                      UBSan in SAN_BUILD_DIR: the tests of SAN_LAYERS (test
+#                                      directories, or "all"), the fuzz corpora replayed,
+#                                      then a FUZZ_SECONDS (default 30) run per fuzz target
+#   tools/bootstrap.sh sanitize-build  only configure and build that
 # Idempotent and non-interactive; uses sudo for apt-get when not run as root.
-# Environment: BUILD_DIR (default build), SLIMPACK_WERROR (default OFF; CI sets ON),
-# JOBS (default: number of cores).
+# Environment: BUILD_DIR (default build), SAN_BUILD_DIR (default build-san),
+# SLIMPACK_WERROR (default OFF; CI sets ON), JOBS (default: number of cores).
 set -euo pipefail
 
 mode="${1:-}"
-case "$mode" in demo|test|deps|build) ;; *)
-  echo "usage: $0 demo|test|deps|build" >&2; exit 2 ;;
+case "$mode" in demo|test|deps|build|sanitize|sanitize-build) ;; *)
+  echo "usage: $0 demo|test|deps|build|sanitize|sanitize-build" >&2; exit 2 ;;
 esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +24,8 @@ jobs="${JOBS:-$(nproc)}"
 
 packages=(build-essential cmake libeigen3-dev libonnx-dev libprotobuf-dev protobuf-compiler
           libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata libxxhash-dev libssl-dev)
+# The sanitizer build and the fuzz targets: clang and its libFuzzer runtime.
+case "$mode" in sanitize*) packages+=(clang libclang-rt-14-dev) ;; esac
 
 install_deps() {
   local missing=()
@@ -41,8 +48,43 @@ build_all() {
   cmake --build "$build" -j "$jobs"
 }
 
+# ASan + UBSan (every report fatal) with libFuzzer coverage, so one build
+# runs the unit tests and the fuzz targets. -O1 keeps build and test time in
+# CI's budget; warnings are the Release build's job.
+san_build="${SAN_BUILD_DIR:-$root/build-san}"
+san_layers="${SAN_LAYERS:-all}"
+sanitize_build() {
+  cmake -S "$root" -B "$san_build" -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" \
+    -DCMAKE_CXX_COMPILER=clang++ -DSLIMPACK_SANITIZE="address;undefined" -DSLIMPACK_FUZZ=ON \
+    -DSLIMPACK_WERROR=OFF
+  if [ "$san_layers" = all ]; then
+    cmake --build "$san_build" -j "$jobs"
+  else
+    local targets=(fuzz_all)
+    for l in $san_layers; do targets+=("slimpack_test_$l"); done
+    cmake --build "$san_build" -j "$jobs" --target "${targets[@]}"
+  fi
+}
+
 install_deps
 [ "$mode" = deps ] && exit 0
+case "$mode" in
+  sanitize-build)
+    sanitize_build
+    exit 0
+    ;;
+  sanitize)
+    sanitize_build
+    labels=".*"
+    if [ "$san_layers" != all ]; then
+      labels="fuzz"
+      for l in $san_layers; do labels+="|$l"; done
+    fi
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir "$san_build" --output-on-failure -j "$jobs" -L "^($labels)\$"
+    exec "$root/tests/fuzz/run.sh" all "${FUZZ_SECONDS:-30}" "$san_build"
+    ;;
+esac
 build_all
 slimpack="$build/tools/slimpack"
 
