@@ -50,6 +50,13 @@ inline std::string ReadFile(const std::string& path) {
 }
 
 // Deterministic values uniform in [-1, 1).
+// Writes `bytes` to `path` (a test's own fixture file).
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  REQUIRE(out.good());
+}
+
 inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);

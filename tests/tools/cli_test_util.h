@@ -21,8 +21,10 @@ struct Result {
   std::string out;  // stdout + stderr
 };
 
-inline Result Slimpack(const std::string& args) {
-  const std::string cmd = std::string(SLIMPACK_BINARY) + " " + args + " 2>&1";
+// Runs in `cwd` when given (relative paths in args resolve there).
+inline Result Slimpack(const std::string& args, const std::string& cwd = "") {
+  const std::string cmd =
+      (cwd.empty() ? "" : "cd '" + cwd + "' && ") + std::string(SLIMPACK_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
