@@ -194,7 +194,8 @@ Status Reshape(const OpCall& call, std::vector<Tensor>& outputs) {
     }
     SLIM_CHECK_INPUT(shape[i] >= 0, node.Describe(), ": shape ", ShapeToString(shape),
                      " has the invalid dimension ", shape[i]);
-    known *= shape[i];
+    SLIM_CHECK_INPUT(!__builtin_mul_overflow(known, shape[i], &known), node.Describe(), ": shape ",
+                     ShapeToString(shape), " has more elements than int64 counts");
   }
   if (infer_at >= 0) {
     SLIM_CHECK_INPUT(known != 0, node.Describe(), ": cannot infer the -1 of shape ",
