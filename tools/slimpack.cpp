@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   slim::cli::AddTargetsCommand(app, exit_code);
   slim::cli::AddSynthCommand(app, exit_code);
   slim::cli::AddExportCommand(app, exit_code);
+  slim::cli::AddTokenizeCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,82 @@
+// slimpack tokenize: a model's (or a tokenizer.json's) token ids for text.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "libcompress/text/tokenizer.h"
+#include "tools/cli.h"
+
+namespace slim::cli {
+
+namespace {
+
+struct TokenizeOptions {
+  std::string path, text, file, json;
+  bool add_special = false;
+};
+
+Status RunTokenize(const TokenizeOptions& opt) {
+  const std::string file = text::FindTokenizerFile(opt.path);
+  const std::string source = file.empty() ? opt.path : file;
+  SLIM_ASSIGN_OR_RETURN(const text::Tokenizer tok, text::Tokenizer::Load(source));
+  SLIM_RETURN_IF_ERROR(CheckOutputs({opt.json}, {source, opt.file}));
+  std::vector<std::string> lines;
+  if (!opt.file.empty()) {
+    std::ifstream in(opt.file, std::ios::binary);
+    if (!in) return InvalidInput(opt.file, ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    // One input per line ('\n'; a '\r' before it is text); a final newline
+    // ends the last line rather than starting an empty one.
+    std::string all = ss.str();
+    size_t start = 0;
+    while (start < all.size()) {
+      size_t nl = all.find('\n', start);
+      if (nl == std::string::npos) nl = all.size();
+      lines.push_back(all.substr(start, nl - start));
+      start = nl + 1;
+    }
+  } else {
+    lines.push_back(opt.text);
+  }
+  nlohmann::json ids = nlohmann::json::array();
+  for (const auto& line : lines) {
+    const std::vector<int64_t> v = tok.Encode(line, opt.add_special);
+    if (HumanOutput(opt.json)) {
+      for (size_t i = 0; i < v.size(); ++i) std::printf(i ? " %lld" : "%lld", static_cast<long long>(v[i]));
+      std::printf("\n");
+    }
+    ids.push_back(v);
+  }
+  return WriteJson(opt.json, nlohmann::json{{"ids", ids}});
+}
+
+}  // namespace
+
+void AddTokenizeCommand(CLI::App& app, int& exit_code) {
+  auto opt = std::make_shared<TokenizeOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "tokenize",
+      "Print the token ids of text with a model's Hugging Face tokenizer (tokenizer.json, and\n"
+      "tokenizer_config.json beside it): one line of ids per input line. Special tokens (BOS)\n"
+      "only with --add-special.\n"
+      "Example: slimpack tokenize path/to/model --text \"Hello world\"\n"
+      "         slimpack tokenize tokenizer.json --file lines.txt --json ids.json");
+  sub->add_option("path", opt->path, "A model directory holding tokenizer.json, or the tokenizer.json file")
+      ->required();
+  auto* text = sub->add_option("--text", opt->text, "Tokenize this text");
+  auto* file = sub->add_option("--file", opt->file, "Tokenize every line of FILE ('\\n'-separated)");
+  text->excludes(file);
+  sub->add_flag("--add-special", opt->add_special, "Add the tokenizer's special tokens (BOS, EOS) as its post-processor says");
+  sub->add_option("--json", opt->json, "Write {\"ids\": [[...], ...]} to FILE ('-' = stdout)");
+  sub->callback([opt, sub, &exit_code] {
+    if (sub->count("--text") == 0 && sub->count("--file") == 0) {
+      exit_code = ReportError(InvalidInput("tokenize: give --text TEXT or --file FILE"));
+      return;
+    }
+    const Status st = RunTokenize(*opt);
+    exit_code = st.ok() ? kExitOk : ReportError(st);
+  });
+}
+
+}  // namespace slim::cli
