@@ -17,6 +17,8 @@ struct TokenDataset {
   int64_t bos = -1;  // -1 when the file does not say
   std::vector<std::vector<int64_t>> sequences;
   std::string sha256;  // of the file's bytes (provenance)
+  std::string kind = "tokens";     // "tokens", "text" or "jsonl" (text_dataset.h)
+  std::string tokenizer_sha256;    // text data: the tokenizer that made the ids
   size_t total_tokens() const;
 };
 

@@ -17,6 +17,7 @@
 #include "libcompress/eval/calibration.h"
 #include "libcompress/eval/distill_signals.h"
 #include "libcompress/eval/graph_scorer.h"
+#include "calib_data/text_dataset.h"
 #include "libcompress/common/sha256.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/io/packed_format.h"
@@ -32,6 +33,7 @@ struct CompileOptions {
   std::string model, out, preset, recipe, calib, target = "generic", report, json, export_distill, import_distill;
   int threads = DefaultThreads();
   size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256, distill_topk = 16;
+  int64_t seq_len = kDefaultTextSeqLen;
   // The mixed pass's budget (0 / "" = not given).
   double bpw = 0, tokens_per_s = 0, budget_per_b = 0;
   std::string max_size, max_bytes_per_token;
@@ -205,7 +207,19 @@ int RunCompile(const CompileOptions& opt) {
   std::optional<TokenDataset> calib;
   const bool calib_sets = !opt.calib.empty() && IsDirectory(opt.calib);
   if (!opt.calib.empty() && !calib_sets) {
-    auto data = ReadTokenDataset(opt.calib);
+    // Text data is tokenized with the tokenizer.json beside the source model.
+    std::optional<text::Tokenizer> tokenizer;
+    if (IsTextDataPath(opt.calib)) {
+      const std::string file = text::FindTokenizerFile(opt.model);
+      if (file.empty()) {
+        return ReportError(InvalidInput(opt.calib, ": text calibration data needs a tokenizer.json beside ",
+                                        opt.model, " (or give token-id JSON)"));
+      }
+      auto t = text::Tokenizer::Load(file);
+      if (!t.ok()) return ReportError(t.status());
+      tokenizer = std::move(*t);
+    }
+    auto data = ReadDataset(opt.calib, tokenizer ? &*tokenizer : nullptr, opt.seq_len);
     if (!data.ok()) return ReportError(data.status());
     if (opt.calib_skip >= data->sequences.size()) {
       return ReportError(InvalidInput(opt.calib, ": has ", data->sequences.size(),
@@ -380,6 +394,7 @@ int RunCompile(const CompileOptions& opt) {
   }
   if (have_calib) {
     provenance["calib_sha256"] = calib_sha256;
+    if (calib && !calib->tokenizer_sha256.empty()) provenance["calib_tokenizer_sha256"] = calib->tokenizer_sha256;
     if (activations) provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", activations->sequences}};
   }
 
@@ -451,10 +466,14 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--preset", opt->preset, "Built-in recipe (default int4 when no --recipe)");
   sub->add_option("--recipe", opt->recipe, "Recipe JSON (wins over --preset where they overlap)");
   sub->add_option("--calib", opt->calib,
-                  "Calibration data: a token dataset (JSON) for a language model, or a directory of ONNX\n"
-                  "test data sets (test_data_set_N/input_M.pb) for any other graph. Activation statistics\n"
+                  "Calibration data: for a language model a token dataset (JSON), plain text (.txt) or\n"
+                  "JSON Lines with a \"text\" field (.jsonl), text tokenized with the tokenizer.json beside\n"
+                  "the model into windows of --seq-len tokens; for any other graph a directory of ONNX\n"
+                  "test data sets (test_data_set_N/input_M.pb). Activation statistics\n"
                   "weight the scale search, drive pruning and refits, and give each tensor's output error\n"
                   "in the report (the data's hash is recorded)");
+  sub->add_option("--seq-len", opt->seq_len, "Window length in tokens of text calibration data (.txt, .jsonl)")
+      ->capture_default_str()->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
   sub->add_option("--calib-skip", opt->calib_skip, "Skip the first N calibration sequences (hold them out)")
       ->capture_default_str();
   sub->add_option("--calib-sequences", opt->calib_sequences, "Use at most N calibration sequences (0 = all)")

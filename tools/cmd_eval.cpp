@@ -1,6 +1,7 @@
 // slimpack eval MODEL --data TOKENS.json: mean NLL per token and perplexity.
 #include <cstdio>
 
+#include "calib_data/text_dataset.h"
 #include "libcompress/eval/lm_eval.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/runtime/decoder_session.h"
@@ -13,16 +14,19 @@ struct EvalOptions {
   std::string model;
   std::string data;
   size_t limit = 0;
+  int64_t seq_len = kDefaultTextSeqLen;
   bool quiet = false;
   int threads = DefaultThreads();
   std::string json;
 };
 
 int RunEval(const EvalOptions& opt) {
-  auto data = ReadTokenDataset(opt.data);
-  if (!data.ok()) return ReportError(data.status());
   auto model = LoadModel(opt.model);
   if (!model.ok()) return ReportError(model.status());
+  auto tokenizer = ModelTokenizer(*model);
+  if (!tokenizer.ok()) return ReportError(tokenizer.status());
+  auto data = ReadDataset(opt.data, *tokenizer ? &**tokenizer : nullptr, opt.seq_len);
+  if (!data.ok()) return ReportError(data.status());
   std::vector<std::string> inputs = model->files;
   inputs.push_back(opt.data);
   if (Status st = CheckOutputs({opt.json}, inputs); !st.ok()) return ReportError(st);
@@ -41,6 +45,7 @@ int RunEval(const EvalOptions& opt) {
   if (!r.ok()) return ReportError(r.status().WithContext(opt.data));
   nlohmann::json j{{"tokens_evaluated", r->tokens}, {"nll", r->mean()}, {"perplexity", r->perplexity()},
                    {"sequences", r->per_sequence.size()}, {"data_sha256", data->sha256}};
+  if (!data->tokenizer_sha256.empty()) j["data_tokenizer_sha256"] = data->tokenizer_sha256;
   if (HumanOutput(opt.json)) {
     std::printf("tokens evaluated  %llu (%zu sequences)\n", static_cast<unsigned long long>(r->tokens),
                 r->per_sequence.size());
@@ -62,7 +67,12 @@ void AddEvalCommand(CLI::App& app, int& exit_code) {
       "positions 1..T-1. Example (bundled model, reference 2.9156):\n"
       "  slimpack eval models/stories260k --data models/stories260k/calib_tokens.json");
   sub->add_option("MODEL", opt->model, "Model directory, .safetensors or .onnx file")->required();
-  sub->add_option("--data", opt->data, "Token dataset JSON")->required();
+  sub->add_option("--data", opt->data,
+                  "Token dataset JSON, or text (.txt, .jsonl with a \"text\" field) tokenized with the\n"
+                  "model's tokenizer.json")
+      ->required();
+  sub->add_option("--seq-len", opt->seq_len, "Window length in tokens of text data")
+      ->capture_default_str()->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
   sub->add_option("--limit", opt->limit, "Score only the first N sequences (0 = all)")->capture_default_str();
   sub->add_option("--threads", opt->threads, "Threads for large matrix products (default: this host's cores, at most 8); output is\n"
                   "byte-identical for any count")

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "calib_data/text_dataset.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/metrics/metrics.h"
 #include "libcompress/runtime/decoder_session.h"
@@ -86,14 +87,32 @@ int RunRun(const RunOptions& opt) {
   if (!model.ok()) return ReportError(model.status());
   if (Status st = CheckOutputs({opt.json}, model->files); !st.ok()) return ReportError(st);
   if (opt.n < 1) return ReportError(InvalidInput("-n must be at least 1, got ", opt.n));
+  // Text in and out: the model's Hugging Face tokenizer when it has one,
+  // else its byte vocabulary.
+  auto tokenizer = ModelTokenizer(*model);
+  if (!tokenizer.ok()) return ReportError(tokenizer.status());
+  const text::Tokenizer* tok = *tokenizer ? &**tokenizer : nullptr;
+  auto to_text = [&](const std::vector<int64_t>& ids) -> std::optional<std::string> {
+    if (tok) {
+      auto t = tok->Decode(ids, /*skip_special=*/true);
+      if (t.ok()) return *t;
+      return std::nullopt;  // an id outside the tokenizer's vocabulary: no text
+    }
+    if (model->byte_vocab) return BytesToText(*model->byte_vocab, ids);
+    return std::nullopt;
+  };
   std::vector<int64_t> prompt;
   if (!opt.prompt.empty()) {
-    if (!model->byte_vocab) {
-      return ReportError(InvalidInput(opt.model, ": --prompt needs a byte vocabulary (slimpack.json "
-                                      "beside the model, docs/MODELS.md); use --tokens with ids"));
+    if (tok) {
+      prompt = tok->Encode(opt.prompt, /*add_special=*/true);
+    } else if (model->byte_vocab) {
+      if (model->decoder && model->decoder->bos_token_id >= 0) prompt.push_back(model->decoder->bos_token_id);
+      for (unsigned char c : opt.prompt) prompt.push_back(model->byte_vocab->first_id + c);
+    } else {
+      return ReportError(InvalidInput(opt.model, ": --prompt needs a tokenizer.json beside the model or a byte "
+                                      "vocabulary (slimpack.json, docs/MODELS.md); use --tokens with ids"));
     }
-    if (model->decoder && model->decoder->bos_token_id >= 0) prompt.push_back(model->decoder->bos_token_id);
-    for (unsigned char c : opt.prompt) prompt.push_back(model->byte_vocab->first_id + c);
+    if (prompt.empty()) return ReportError(InvalidInput("--prompt: the text gives no tokens"));
   }
   if (!opt.tokens.empty()) {
     auto ids = ParseTokenList(opt.tokens);
@@ -145,15 +164,14 @@ int RunRun(const RunOptions& opt) {
                    {"prefill_tokens_per_s", prefill_tps}, {"bytes_per_token", bytes_per_token},
                    {"decode_steps", decode_steps}, {"threads", opt.threads},
                    {"kernels", KernelPaths(model->graph)}};
-  if (model->byte_vocab) j["text"] = BytesToText(*model->byte_vocab, generated);
+  if (auto t = to_text(generated)) j["text"] = *t;
   if (HumanOutput(opt.json)) {
     std::printf("tokens  ");
     for (int64_t t : generated) std::printf(" %lld", static_cast<long long>(t));
     std::printf("\n");
-    if (model->byte_vocab) {
-      std::printf("text     %s%s\n", BytesToText(*model->byte_vocab, prompt).c_str(),
-                  BytesToText(*model->byte_vocab, generated).c_str());
-    }
+    std::vector<int64_t> all = prompt;
+    all.insert(all.end(), generated.begin(), generated.end());
+    if (auto t = to_text(all)) std::printf("text     %s\n", t->c_str());
     std::printf("prefill  %zu tokens, %.1f tokens/s\n", prompt.size(), prefill_tps);
     std::printf("decode   %lld steps, %.2f tokens/s on %d thread%s, %s read per token (weights + KV cache, "
                 "counted)\n",

@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <optional>
 
+#include "libcompress/io/atomic_file.h"
 #include "libcompress/io/synth.h"
+#include "libcompress/text/tokenizer.h"
 #include "tools/cli.h"
 
 namespace slim::cli {
@@ -17,6 +19,7 @@ struct SynthOptions {
   std::optional<uint64_t> seed;
   std::string architecture;
   bool tie = false;
+  std::string tokenizer;
   std::string json;
 };
 
@@ -33,9 +36,28 @@ int RunSynth(const SynthOptions& opt) {
   if (opt.seed) spec->seed = *opt.seed;
   if (!opt.architecture.empty()) spec->architecture = opt.architecture;
   if (opt.tie) spec->tie_embeddings = true;
+  // --tokenizer: the vocabulary and BOS/EOS come from it, and its files go
+  // beside the weights, so text works end to end (prompts, text data).
+  std::optional<text::Tokenizer> tok;
+  if (!opt.tokenizer.empty()) {
+    auto t = text::Tokenizer::Load(opt.tokenizer);
+    if (!t.ok()) return ReportError(t.status());
+    tok = std::move(*t);
+    if (opt.vocab && *opt.vocab < tok->vocab_size()) {
+      return ReportError(InvalidInput("--vocab ", *opt.vocab, " is smaller than the tokenizer's ", tok->vocab_size(), " ids"));
+    }
+    if (!opt.vocab) spec->vocab = tok->vocab_size();
+    spec->bos_token_id = tok->bos_id();
+    spec->eos_token_id = tok->eos_id();
+  }
   const auto t0 = std::chrono::steady_clock::now();
   Status st = WriteSyntheticLlama(*spec, opt.out);
   if (!st.ok()) return ReportError(st);
+  if (tok) {
+    st = WriteFileAtomic(opt.out + "/tokenizer.json", tok->tokenizer_json());
+    if (st.ok() && !tok->config_json().empty()) st = WriteFileAtomic(opt.out + "/tokenizer_config.json", tok->config_json());
+    if (!st.ok()) return ReportError(st);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t params = SynthParameterCount(*spec);
   if (HumanOutput(opt.json)) {
@@ -77,6 +99,9 @@ void AddSynthCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--architecture", opt->architecture,
                   "LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (q/k/v biases)");
   sub->add_flag("--tie-embeddings", opt->tie, "Use the embedding as the classifier");
+  sub->add_option("--tokenizer", opt->tokenizer,
+                  "A Hugging Face tokenizer.json (or its directory): copied beside the weights with its\n"
+                  "tokenizer_config.json; the vocabulary size and BOS/EOS ids follow it");
   sub->add_option("--json", opt->json, "Write path and parameters to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunSynth(*opt); });
 }

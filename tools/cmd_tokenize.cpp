@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "calib_data/text_dataset.h"
+#include "libcompress/io/model_loader.h"
 #include "libcompress/text/tokenizer.h"
 #include "tools/cli.h"
 
@@ -15,11 +17,26 @@ struct TokenizeOptions {
   bool add_special = false;
 };
 
+// A tokenizer.json, a directory holding one, or any model that carries one
+// (a packed file, an .onnx file with tokenizer.json beside it).
+Expected<text::Tokenizer> FindTokenizer(const std::string& path, std::vector<std::string>* inputs) {
+  const bool json_file = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  const std::string file = json_file ? path : text::FindTokenizerFile(path);
+  if (!file.empty()) {
+    inputs->push_back(file);
+    return text::Tokenizer::Load(file);
+  }
+  SLIM_ASSIGN_OR_RETURN(const Model model, LoadModel(path));
+  *inputs = model.files;
+  SLIM_ASSIGN_OR_RETURN(std::optional<text::Tokenizer> tok, ModelTokenizer(model));
+  SLIM_CHECK_INPUT(tok, path, ": the model has no tokenizer (no tokenizer.json beside it or inside it)");
+  return std::move(*tok);
+}
+
 Status RunTokenize(const TokenizeOptions& opt) {
-  const std::string file = text::FindTokenizerFile(opt.path);
-  const std::string source = file.empty() ? opt.path : file;
-  SLIM_ASSIGN_OR_RETURN(const text::Tokenizer tok, text::Tokenizer::Load(source));
-  SLIM_RETURN_IF_ERROR(CheckOutputs({opt.json}, {source, opt.file}));
+  std::vector<std::string> inputs{opt.file};
+  SLIM_ASSIGN_OR_RETURN(const text::Tokenizer tok, FindTokenizer(opt.path, &inputs));
+  SLIM_RETURN_IF_ERROR(CheckOutputs({opt.json}, inputs));
   std::vector<std::string> lines;
   if (!opt.file.empty()) {
     std::ifstream in(opt.file, std::ios::binary);
@@ -62,7 +79,9 @@ void AddTokenizeCommand(CLI::App& app, int& exit_code) {
       "only with --add-special.\n"
       "Example: slimpack tokenize path/to/model --text \"Hello world\"\n"
       "         slimpack tokenize tokenizer.json --file lines.txt --json ids.json");
-  sub->add_option("path", opt->path, "A model directory holding tokenizer.json, or the tokenizer.json file")
+  sub->add_option("path", opt->path,
+                  "A tokenizer.json, a directory holding one, or a model that carries one (a packed file\n"
+                  "compiled from such a model, an .onnx file with tokenizer.json beside it)")
       ->required();
   auto* text = sub->add_option("--text", opt->text, "Tokenize this text");
   auto* file = sub->add_option("--file", opt->file, "Tokenize every line of FILE ('\\n'-separated)");

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "calib_data/test_data_sets.h"
+#include "calib_data/text_dataset.h"
 #include "libcompress/eval/verify.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/kernels/gemm_q.h"
@@ -23,6 +24,7 @@ struct VerifyOptions {
   std::optional<double> budget_gbps, tokens_per_s, max_kl, min_top1, max_ppl_ratio;
   std::optional<double> min_cosine, max_rel_l2, min_argmax;
   size_t limit = 0;
+  int64_t seq_len = kDefaultTextSeqLen;
   int decode_steps = 8;
   int threads = DefaultThreads();
   bool quiet = false;
@@ -95,7 +97,11 @@ int RunVerify(const VerifyOptions& opt) {
     if (Status st = CheckOutputs({opt.json}, inputs); !st.ok()) return ReportError(st);
   }
   if (!reference_model->decoder) return RunVerifyOutputs(opt, *packed_model, *reference_model);
-  auto data = ReadTokenDataset(opt.data);
+  // Text data: the packed file's tokenizer, else the reference's.
+  auto tokenizer = ModelTokenizer(*packed_model);
+  if (tokenizer.ok() && !*tokenizer) tokenizer = ModelTokenizer(*reference_model);
+  if (!tokenizer.ok()) return ReportError(tokenizer.status());
+  auto data = ReadDataset(opt.data, *tokenizer ? &**tokenizer : nullptr, opt.seq_len);
   if (!data.ok()) return ReportError(data.status());
   std::optional<TargetProfile> target;
   if (!opt.target.empty()) {
@@ -184,6 +190,8 @@ int RunVerify(const VerifyOptions& opt) {
     j["checks"].push_back({{"name", c.name}, {"limit", c.limit}, {"value", c.value}, {"pass", c.pass}});
   }
   j["runtime"] = {{"kernels", KernelPaths(packed->graph)}, {"threads", opt.threads}};
+  j["data"] = {{"path", opt.data}, {"kind", data->kind}, {"sha256", data->sha256}, {"sequences", data->sequences.size()}};
+  if (!data->tokenizer_sha256.empty()) j["data"]["tokenizer_sha256"] = data->tokenizer_sha256;
 
   if (HumanOutput(opt.json)) {
     std::printf("accuracy on %llu tokens (%s)\n", static_cast<unsigned long long>(acc->tokens_evaluated),
@@ -235,8 +243,11 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
   sub->add_option("PACKED", opt->packed, "Compressed model (packed file, or any model)")->required();
   sub->add_option("--reference", opt->reference, "The original model")->required();
   sub->add_option("--data", opt->data,
-                  "Token dataset JSON (language models) or an ONNX test-data directory (other graphs)")
+                  "Language models: token dataset JSON, or text (.txt, .jsonl with a \"text\" field)\n"
+                  "tokenized with the model's tokenizer.json; other graphs: an ONNX test-data directory")
       ->required();
+  sub->add_option("--seq-len", opt->seq_len, "Window length in tokens of text data")
+      ->capture_default_str()->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
   sub->add_option("--limit", opt->limit, "Use only the first N sequences (0 = all)")->capture_default_str();
   sub->add_option("--target", opt->target, "Hardware profile (budget = its usable bandwidth)");
   sub->add_option("--budget-per-b", opt->budget_per_b, "Budget in GB/s per billion parameters")

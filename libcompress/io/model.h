@@ -23,6 +23,15 @@ struct ByteVocab {
   int64_t first_id = 0;
 };
 
+// A Hugging Face tokenizer as the model's files hold it: the bytes of
+// tokenizer.json and tokenizer_config.json ("" when absent). IO only
+// carries them (beside the model, or inside a packed file);
+// libcompress/text parses them.
+struct TokenizerFiles {
+  std::string json;
+  std::string config;
+};
+
 struct DecoderSpec {
   int64_t num_layers = 0;
   int64_t num_heads = 0;      // query heads (0 if unknown, e.g. ONNX without config)
@@ -57,6 +66,7 @@ struct Model {
   std::vector<std::string> files;
   std::optional<DecoderSpec> decoder;
   std::optional<ByteVocab> byte_vocab;
+  std::optional<TokenizerFiles> tokenizer;
 };
 
 }  // namespace slim

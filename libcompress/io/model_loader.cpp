@@ -31,12 +31,18 @@ std::string DirName(const std::string& p) {
   return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
 }
 
-Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path);
+Expected<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) return InvalidInput(path, ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseJsonText(ss.str(), path);
+  if (in.bad()) return InvalidInput(path, ": read error");
+  return ss.str();
+}
+
+Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
+  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadWholeFile(path));
+  return ParseJsonText(text, path);
 }
 
 // An ONNX graph carries no token ids or head counts; a config.json beside it
@@ -66,7 +72,8 @@ void RecordFiles(const std::string& path, const std::string& dir, Model* model) 
   std::vector<std::string>& files = model->files;
   if (!IsDir(path)) files.push_back(path);
   if (!dir.empty()) {
-    for (const char* side : {"config.json", "slimpack.json", "model.safetensors.index.json"}) {
+    for (const char* side : {"config.json", "slimpack.json", "model.safetensors.index.json", "tokenizer.json",
+                             "tokenizer_config.json"}) {
       const std::string p = dir + "/" + side;
       if (Exists(p)) files.push_back(p);
     }
@@ -114,6 +121,20 @@ Status ApplySlimpackSidecar(const std::string& dir, Model* model) {
   return Status::Ok();
 }
 
+// tokenizer.json (and tokenizer_config.json) beside the model travel with it.
+Status ReadTokenizerFiles(const std::string& dir, Model* model) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!Exists(path)) return Status::Ok();
+  TokenizerFiles t;
+  SLIM_ASSIGN_OR_RETURN(t.json, ReadWholeFile(path));
+  const std::string config = dir + "/tokenizer_config.json";
+  if (Exists(config)) {
+    SLIM_ASSIGN_OR_RETURN(t.config, ReadWholeFile(config));
+  }
+  model->tokenizer = std::move(t);
+  return Status::Ok();
+}
+
 Expected<Model> LoadModel(const std::string& path) {
   if (!Exists(path)) return InvalidInput(path, ": no such file or directory");
   Model model;
@@ -142,6 +163,7 @@ Expected<Model> LoadModel(const std::string& path) {
   }
   model.path = path;
   SLIM_RETURN_IF_ERROR(ApplySlimpackSidecar(dir, &model));
+  SLIM_RETURN_IF_ERROR(ReadTokenizerFiles(dir, &model));
   RecordFiles(path, dir, &model);
   return model;
 }

@@ -344,6 +344,8 @@ Status WritePacked(const Model& model, const std::string& path,
   meta["decoder"] = model.decoder ? packed::DecoderToJson(*model.decoder) : json(nullptr);
   meta["byte_vocab"] =
       model.byte_vocab ? json{{"first_id", model.byte_vocab->first_id}} : json(nullptr);
+  // Only when there is one, so files of models without a tokenizer are as before.
+  if (model.tokenizer) meta["tokenizer"] = json{{"json", model.tokenizer->json}, {"config", model.tokenizer->config}};
   meta["tensors"] = std::move(tensors);
   meta["content_sha256"] = sha.HexDigest();
   meta["provenance"] = std::move(provenance);

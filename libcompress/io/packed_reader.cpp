@@ -349,6 +349,14 @@ Expected<Model> ReadPacked(const std::string& path) {
                      path, ": ", msec, ": byte_vocab must be {\"first_id\": integer}");
     m.byte_vocab = ByteVocab{first->get<int64_t>()};
   }
+  // The tokenizer's files travel as two strings (libcompress/text parses them).
+  auto tok = p.meta.find("tokenizer");
+  if (tok != p.meta.end() && !tok->is_null()) {
+    const bool ok = tok->is_object() && tok->contains("json") && (*tok)["json"].is_string() &&
+                    tok->contains("config") && (*tok)["config"].is_string();
+    SLIM_CHECK_INPUT(ok, path, ": ", msec, ": tokenizer must be {\"json\": string, \"config\": string}");
+    m.tokenizer = TokenizerFiles{(*tok)["json"].get<std::string>(), (*tok)["config"].get<std::string>()};
+  }
   return m;
 }
 

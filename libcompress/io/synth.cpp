@@ -148,8 +148,8 @@ std::string ConfigJson(const SynthSpec& s) {
   j["rope_scaling"] = nullptr;
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = s.tie_embeddings;
-  j["bos_token_id"] = 1;
-  j["eos_token_id"] = 2;
+  j["bos_token_id"] = s.bos_token_id >= 0 ? nlohmann::json(s.bos_token_id) : nlohmann::json(nullptr);
+  j["eos_token_id"] = s.eos_token_id >= 0 ? nlohmann::json(s.eos_token_id) : nlohmann::json(nullptr);
   j["torch_dtype"] = s.dtype == DType::kFloat16    ? "float16"
                      : s.dtype == DType::kBFloat16 ? "bfloat16"
                                                    : "float32";

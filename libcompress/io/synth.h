@@ -35,6 +35,7 @@ struct SynthSpec {
   // LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (q/k/v biases).
   std::string architecture = "LlamaForCausalLM";
   DType dtype = DType::kFloat16;  // float16, bfloat16 or float32
+  int64_t bos_token_id = 1, eos_token_id = 2;  // -1: none (config.json null)
 };
 
 // Built-in shapes: "tiny" (tests: hidden 64, 2 layers, 4 heads / 2 KV heads,
