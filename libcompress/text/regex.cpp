@@ -90,7 +90,9 @@ void Regex::ForEachMatch(std::string_view subject, const std::function<void(size
   size_t pos = 0;
   while (pos <= subject.size()) {
     const int rc = pcre2_match(code_->code, s, subject.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) break;  // PCRE2_ERROR_NOMATCH, or a resource limit: no further matches
+    // No further match, or a PCRE2 resource limit (match steps, JIT stack)
+    // on a pathological pattern: callers keep the unmatched rest as text.
+    if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];
     if (e > b) {

@@ -203,8 +203,19 @@ Expected<PreTokenizeFn> MakePreTokenizer(const json& j, const std::string& where
           for (size_t i = b; i < e; ++i) mapped += Bytes().encoded[static_cast<unsigned char>(text[i])];
           out.push_back(std::move(mapped));
         };
-        if (re) re->ForEachMatch(text, emit);
-        else if (!text.empty()) emit(0, text.size());
+        if (!re) {
+          if (!text.empty()) emit(0, text.size());
+          return;
+        }
+        // The GPT-2 pattern matches every character; a gap can only follow a
+        // PCRE2 resource limit, and is kept as a piece rather than lost.
+        size_t last = 0;
+        re->ForEachMatch(text, [&](size_t b, size_t e) {
+          if (b > last) emit(last, b);
+          emit(b, e);
+          last = e;
+        });
+        if (last < text.size()) emit(last, text.size());
       });
     });
   }

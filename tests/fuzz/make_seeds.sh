@@ -15,7 +15,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{onnx,tensorproto,safetensors,packed,recipe,target,tokens}
+mkdir -p "$corpus"/{onnx,tensorproto,safetensors,packed,recipe,target,tokens,tokenizer}
 
 # Tiny checkpoints: Llama (GQA), Qwen2 (q/k/v biases), tied embeddings.
 tiny=(--hidden 32 --intermediate 64 --layers 1 --heads 2 --kv-heads 1 --vocab 32 --max-positions 16)
@@ -84,4 +84,44 @@ cp "$tok" "$corpus/tokens/tiny.json"
 for m in kjv-byte stories260k; do
   jq -c '.sequences |= .[:2]' "$root/models/$m/calib_tokens.json" > "$corpus/tokens/$m.json"
 done
+# Tokenizers: the committed GPT-2 and Qwen2.5 files cut to their first ids
+# (merges kept when all three tokens survive), and a Llama-2-style file
+# (Prepend/Replace normalizer, byte fallback, decoder sequence, BOS
+# template) built here; each alone, with its config, and with text.
+sep=$'\n--slimfuzz-part--\n'
+shrink() {  # shrink FILE MAX_ID
+  jq -c --argjson n "$2" '(.model.vocab | with_entries(select(.value < $n))) as $v | .model.vocab = $v
+    | .model.merges |= map(select((split(" ") | length) == 2 and $v[split(" ")[0]] != null
+                                  and $v[split(" ")[1]] != null and $v[split(" ") | join("")] != null))' "$1"
+}
+shrink "$root/tests/text/tokenizers/gpt2/tokenizer.json" 400 > "$tmp/gpt2.json"
+shrink "$root/tests/text/tokenizers/qwen2_5/tokenizer.json" 400 > "$tmp/qwen.json"
+jq -n -c '
+  def hex2: [(. / 16 | floor), (. % 16)] | map("0123456789ABCDEF"[.:.+1]) | join("");
+  ({"<unk>": 0, "<s>": 1, "</s>": 2} + ([range(256)] | map({key: ("<0x" + hex2 + ">"), value: (. + 3)}) | from_entries)
+   + {"\u2581": 259, "t": 260, "h": 261, "e": 262, "\u2581t": 263, "he": 264, "\u2581the": 265, "\u2581th": 266}) as $v
+  | {version: "1.0", truncation: null, padding: null,
+     added_tokens: [{id: 0, content: "<unk>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true},
+                    {id: 1, content: "<s>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true},
+                    {id: 2, content: "</s>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true}],
+     normalizer: {type: "Sequence", normalizers: [{type: "Prepend", prepend: "\u2581"}, {type: "Replace", pattern: {String: " "}, content: "\u2581"}]},
+     pre_tokenizer: null,
+     post_processor: {type: "TemplateProcessing", single: [{SpecialToken: {id: "<s>", type_id: 0}}, {Sequence: {id: "A", type_id: 0}}],
+                      pair: [], special_tokens: {"<s>": {id: "<s>", ids: [1], tokens: ["<s>"]}}},
+     decoder: {type: "Sequence", decoders: [{type: "Replace", pattern: {String: "\u2581"}, content: " "}, {type: "ByteFallback"},
+                                            {type: "Fuse"}, {type: "Strip", content: " ", start: 1, stop: 0}]},
+     model: {type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null,
+             fuse_unk: true, byte_fallback: true, vocab: $v, merges: ["\u2581 t", "h e", "\u2581t h", "\u2581th e"]}}' > "$tmp/spbpe.json"
+echo '{"bos_token": "<s>", "eos_token": "</s>", "clean_up_tokenization_spaces": false}' > "$tmp/spbpe_config.json"
+text=$'Hello the world, it\'s 12345 \xc3\xa9t\xc3\xa9 <s> \xf0\x9f\x98\x80\t  end'
+for t in gpt2 qwen spbpe; do
+  cfg="$tmp/${t}_config.json"
+  case "$t" in
+    gpt2) cfg="$root/tests/text/tokenizers/gpt2/tokenizer_config.json" ;;
+    qwen) cfg="$root/tests/text/tokenizers/qwen2_5/tokenizer_config.json" ;;
+  esac
+  cp "$tmp/$t.json" "$corpus/tokenizer/$t"
+  { cat "$tmp/$t.json"; printf '%s' "$sep"; cat "$cfg"; printf '%s' "$sep"; printf '%s' "$text"; } > "$corpus/tokenizer/$t-text"
+done
+
 du -sh "$corpus"/*
