@@ -62,6 +62,9 @@ class Progress {
   int last_decile_ = -1;
 };
 
+// What --version prints (version.cpp).
+std::string VersionText();
+
 // Registers the subcommands (one function per cmd_*.cpp).
 void AddInspectCommand(CLI::App& app, int& exit_code);
 void AddRunCommand(CLI::App& app, int& exit_code);

@@ -511,8 +511,10 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");
-  sub->add_option("--threads", opt->threads, "Threads for calibration and quantization; output is identical for any count")
-      ->capture_default_str()->check(CLI::Range(1, 256));
+  sub->add_option("--threads", opt->threads,
+                  "Threads for calibration and quantization (default: this host's cores, at most 8); output\n"
+                  "is identical for any count")
+      ->check(CLI::Range(1, 256));
   sub->add_flag("--strict", opt->strict, "Any tensor that cannot take the requested scheme is an error");
   sub->add_flag("--allow-requantize", opt->allow_requantize, "Accept an input that is already quantized");
   sub->add_flag("--dry-run", opt->dry_run, "Print the per-tensor plan and sizes; write nothing");

@@ -76,7 +76,7 @@ void AddEvalCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--limit", opt->limit, "Score only the first N sequences (0 = all)")->capture_default_str();
   sub->add_option("--threads", opt->threads, "Threads for large matrix products (default: this host's cores, at most 8); output is\n"
                   "byte-identical for any count")
-      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
+      ->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");
   sub->add_option("--json", opt->json,
                   "Write tokens_evaluated, nll, perplexity to FILE ('-' = stdout)");

@@ -203,7 +203,7 @@ void AddRunCommand(CLI::App& app, int& exit_code) {
   sub->add_flag("--ignore-eos", opt->ignore_eos, "Keep generating after the end-of-sequence token");
   sub->add_option("--threads", opt->threads, "Threads for large matrix products (default: this host's cores, at most 8); output is\n"
                   "byte-identical for any count")
-      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
+      ->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_option("--json", opt->json,
                   "Write tokens, tokens_per_s, prefill_tokens_per_s, bytes_per_token, threads, kernels to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunRun(*opt); });

@@ -267,7 +267,7 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--threads", opt->threads,
                   "Threads for large matrix products of language models (default: this host's cores,\n"
                   "at most 8); every figure but the host's tokens/s is identical for any count")
-      ->capture_default_str()->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
+      ->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");
   sub->add_option("--json", opt->json, "Write the report (DESIGN.md keys) to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] { exit_code = RunVerify(*opt); });

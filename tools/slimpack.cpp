@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
       "slimpack: compress FP16/FP32 models (pruning, int4/int8 quantization) into a packed\n"
       "format and verify them against the original with a bundled runtime.\n"
       "Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 3 internal error."};
+  app.name("slimpack");  // not argv[0]: help text is the same however the program is called (docs/CLI.md)
+  app.set_version_flag("--version", [] { return slim::cli::VersionText(); },
+                       "Print the version, git commit, compiler, and this host's CPU features and kernels");
   app.require_subcommand(1);
   // An interrupted write removes its temporary file (exit 130/143).
   slim::InstallOutputSignalHandlers();
