@@ -27,6 +27,9 @@ packages=(build-essential cmake libeigen3-dev libonnx-dev libprotobuf-dev protob
           pkg-config libpcre2-dev libutf8proc-dev)
 # The sanitizer build and the fuzz targets: clang and its libFuzzer runtime.
 case "$mode" in sanitize*) packages+=(clang libclang-rt-14-dev) ;; esac
+# The tests render the HTML reports in headless Chromium (pixel statistics
+# through libpng).
+case "$mode" in test) packages+=(chromium libpng-dev) ;; esac
 
 install_deps() {
   local missing=()

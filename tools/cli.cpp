@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -61,24 +62,48 @@ std::string HumanBytes(double bytes) {
 }
 
 Progress::Progress(std::string label, uint64_t total, bool quiet)
-    : label_(std::move(label)), total_(total), quiet_(quiet), tty_(::isatty(2) != 0) {}
+    : label_(std::move(label)),
+      total_(total),
+      quiet_(quiet),
+      tty_(::isatty(2) != 0),
+      start_(std::chrono::steady_clock::now()) {}
+
+namespace {
+
+// "12.3/s, 1:05 left" (nothing to say before the first item).
+std::string RateAndEta(uint64_t done, uint64_t total, double seconds) {
+  if (done == 0 || seconds <= 0) return "";
+  const double rate = static_cast<double>(done) / seconds;
+  const auto left = static_cast<long long>(static_cast<double>(total - std::min(done, total)) / rate + 0.5);
+  char b[64];
+  std::snprintf(b, sizeof b, "%.3g/s, %lld:%02lld left", rate, left / 60, left % 60);
+  return b;
+}
+
+}  // namespace
 
 void Progress::Update(uint64_t done) {
   if (quiet_ || total_ == 0) return;
-  const double frac = static_cast<double>(done) / static_cast<double>(total_);
+  const auto now = std::chrono::steady_clock::now();
+  const double frac = static_cast<double>(std::min(done, total_)) / static_cast<double>(total_);
+  const std::string rate = RateAndEta(done, total_, std::chrono::duration<double>(now - start_).count());
   if (tty_) {
+    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
     const int width = 30;
     const int filled = static_cast<int>(frac * width);
-    std::fprintf(stderr, "\r%s [%s%s] %llu/%llu", label_.c_str(), std::string(static_cast<size_t>(filled), '#').c_str(),
+    // \033[K clears what a longer previous line left.
+    std::fprintf(stderr, "\r%s [%s%s] %llu/%llu %s\033[K", label_.c_str(),
+                 std::string(static_cast<size_t>(filled), '#').c_str(),
                  std::string(static_cast<size_t>(width - filled), ' ').c_str(),
-                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_));
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_), rate.c_str());
     std::fflush(stderr);
   } else {
     const int decile = static_cast<int>(frac * 10);
     if (decile != last_decile_) {
       last_decile_ = decile;
-      std::fprintf(stderr, "%s: %llu/%llu\n", label_.c_str(), static_cast<unsigned long long>(done),
-                   static_cast<unsigned long long>(total_));
+      std::fprintf(stderr, "%s: %llu/%llu%s%s\n", label_.c_str(), static_cast<unsigned long long>(done),
+                   static_cast<unsigned long long>(total_), rate.empty() ? "" : " (", rate.empty() ? "" : (rate + ")").c_str());
     }
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -42,8 +43,9 @@ std::string WithCommas(uint64_t v);
 // "1.50 MiB"
 std::string HumanBytes(double bytes);
 
-// Progress on stderr: a redrawn bar on a terminal, one line per 10% when
-// stderr is a file or pipe, nothing when quiet.
+// Progress on stderr: a bar redrawn at most 10 times a second on a terminal,
+// one line per 10% when stderr is a file or pipe, nothing when quiet; both
+// with the rate (items/s since the start) and the time left at that rate.
 // The --threads default of compile, run, verify and eval: every core up to 8.
 // No output depends on it (work is split only where each result element keeps
 // its arithmetic), only the host's speed.
@@ -60,6 +62,7 @@ class Progress {
   uint64_t total_;
   bool quiet_, tty_;
   int last_decile_ = -1;
+  std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
 // What --version prints (version.cpp).

@@ -24,13 +24,16 @@
 #include "libcompress/metrics/model_stats.h"
 #include "libcompress/pipeline/pass_manager.h"
 #include "passes/hook_external.h"
+#include "libcompress/io/atomic_file.h"
 #include "tools/cli.h"
+#include "tools/html_report.h"
 
 namespace slim::cli {
 namespace {
 
 struct CompileOptions {
-  std::string model, out, preset, recipe, calib, target = "generic", report, json, export_distill, import_distill;
+  std::string model, out, preset, recipe, calib, target = "generic", report, report_html, json, export_distill,
+      import_distill;
   int threads = DefaultThreads();
   size_t calib_skip = 0, calib_sequences = 32, calib_sample_rows = 256, distill_topk = 16;
   int64_t seq_len = kDefaultTextSeqLen;
@@ -38,7 +41,7 @@ struct CompileOptions {
   double bpw = 0, tokens_per_s = 0, budget_per_b = 0;
   std::string max_size, max_bytes_per_token;
   int64_t context = 0;
-  bool quiet = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
+  bool quiet = false, verbose = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
 bool IsDirectory(const std::string& p) {
@@ -278,7 +281,7 @@ int RunCompile(const CompileOptions& opt) {
     for (const std::string* p : {&opt.calib, &opt.recipe, &opt.target}) {
       if (!p->empty()) inputs.push_back(*p);
     }
-    Status st = CheckOutputs({opt.dry_run ? std::string() : opt.out, opt.report, opt.json}, inputs);
+    Status st = CheckOutputs({opt.dry_run ? std::string() : opt.out, opt.report, opt.report_html, opt.json}, inputs);
     if (!st.ok()) return ReportError(st);
   }
   auto source_hash = SourceHash(opt.model);
@@ -427,7 +430,13 @@ int RunCompile(const CompileOptions& opt) {
   j["peak_rss_mib"] = PeakRssMiB();
 
   if (HumanOutput(opt.json)) {
-    std::printf("%s", FormatReportTable(*report).c_str());
+    // --quiet keeps stdout to the summary lines; --verbose brings the
+    // per-tensor tables back.
+    if (opt.quiet && !opt.verbose) {
+      std::printf("%s\n", report->Summary().c_str());
+    } else {
+      std::printf("%s", FormatReportTable(*report).c_str());
+    }
     std::printf("bytes/token  %s of weights (estimate); on target %s (%.1f GB/s usable): at most %.2f tokens/s\n",
                 HumanBytes(static_cast<double>(stats.weight_bytes_per_token)).c_str(), target->name.c_str(), budget,
                 j["plan"]["tokens_per_s_on_target"].get<double>());
@@ -442,6 +451,10 @@ int RunCompile(const CompileOptions& opt) {
   }
   if (!opt.report.empty()) {
     Status st = WriteJson(opt.report, j);
+    if (!st.ok()) return ReportError(st);
+  }
+  if (!opt.report_html.empty()) {
+    Status st = WriteFileAtomic(opt.report_html, CompileReportHtml(j, opt.model));
     if (!st.ok()) return ReportError(st);
   }
   Status st = WriteJson(opt.json, j);
@@ -511,6 +524,9 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--target", opt->target, "Hardware profile name or JSON file (slimpack targets)")
       ->capture_default_str();
   sub->add_option("--report", opt->report, "Write the per-tensor compile report (JSON)");
+  sub->add_option("--report-html", opt->report_html,
+                  "Write the report as one self-contained HTML page (inline SVG and CSS, opens from disk):\n"
+                  "scheme, bits and sparsity per tensor in layer order, bytes before and after, output errors");
   sub->add_option("--threads", opt->threads,
                   "Threads for calibration and quantization (default: this host's cores, at most 8); output\n"
                   "is identical for any count")
@@ -519,7 +535,9 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_flag("--allow-requantize", opt->allow_requantize, "Accept an input that is already quantized");
   sub->add_flag("--dry-run", opt->dry_run, "Print the per-tensor plan and sizes; write nothing");
   sub->add_flag("--page-align", opt->page_align, "Align tensors to 4096 bytes (for mmap)");
-  sub->add_flag("--quiet", opt->quiet, "No progress or log lines on stderr");
+  sub->add_flag("--quiet", opt->quiet,
+                "No progress or log lines on stderr, and only the summary on stdout (no per-tensor tables)");
+  sub->add_flag("--verbose", opt->verbose, "Print the per-tensor tables even with --quiet");
   sub->add_option("--json", opt->json, "Write the report to FILE ('-' = stdout)");
   sub->callback([opt, &exit_code] {
     if (!opt->dry_run && opt->out.empty()) {

@@ -1,6 +1,7 @@
 // slimpack verify PACKED --reference MODEL --data TOKENS.json: is the
 // compressed model accurate enough, and does it fit the bandwidth budget?
 // Exit 0 when every check holds, 1 when one fails (CI gates on this).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -13,13 +14,15 @@
 #include "libcompress/metrics/model_stats.h"
 #include "libcompress/pipeline/target_profile.h"
 #include "libcompress/runtime/decoder_session.h"
+#include "libcompress/io/atomic_file.h"
 #include "tools/cli.h"
+#include "tools/html_report.h"
 
 namespace slim::cli {
 namespace {
 
 struct VerifyOptions {
-  std::string packed, reference, data, target, json;
+  std::string packed, reference, data, target, json, report_html;
   double budget_per_b = 1.5;
   std::optional<double> budget_gbps, tokens_per_s, max_kl, min_top1, max_ppl_ratio;
   std::optional<double> min_cosine, max_rel_l2, min_argmax;
@@ -80,6 +83,8 @@ int RunVerifyOutputs(const VerifyOptions& opt, const Model& packed, const Model&
     std::printf("verify: %s\n", pass ? "PASS" : "FAIL");
   }
   Status st = WriteJson(opt.json, j);
+  if (st.ok() && !opt.report_html.empty())
+    st = WriteFileAtomic(opt.report_html, VerifyReportHtml(j, opt.packed, opt.reference));
   if (!st.ok()) return ReportError(st);
   return pass ? kExitOk : kExitCheckFailed;
 }
@@ -94,7 +99,7 @@ int RunVerify(const VerifyOptions& opt) {
     inputs.insert(inputs.end(), reference_model->files.begin(), reference_model->files.end());
     if (!opt.data.empty()) inputs.push_back(opt.data);
     if (!opt.target.empty()) inputs.push_back(opt.target);
-    if (Status st = CheckOutputs({opt.json}, inputs); !st.ok()) return ReportError(st);
+    if (Status st = CheckOutputs({opt.json, opt.report_html}, inputs); !st.ok()) return ReportError(st);
   }
   if (!reference_model->decoder) return RunVerifyOutputs(opt, *packed_model, *reference_model);
   // Text data: the packed file's tokenizer, else the reference's.
@@ -172,6 +177,20 @@ int RunVerify(const VerifyOptions& opt) {
   j["accuracy"] = {{"tokens_evaluated", acc->tokens_evaluated}, {"kl_mean", acc->kl_mean},
                    {"kl_p99", acc->kl_p99}, {"top1_agreement", acc->top1_agreement},
                    {"nll_reference", acc->nll_reference}, {"nll", acc->nll}, {"ppl_ratio", acc->ppl_ratio}};
+  j["accuracy"]["by_position"] = nlohmann::json::array();
+  for (const auto& b : acc->by_position) {
+    j["accuracy"]["by_position"].push_back({{"first", b.first}, {"last", b.last}, {"tokens", b.tokens},
+                                            {"kl_mean", b.kl_mean}, {"top1_agreement", b.top1_agreement}});
+  }
+  // The sequences with the largest mean KL (ties: the earlier sequence).
+  std::vector<AccuracyResult::Sequence> worst = acc->per_sequence;
+  std::stable_sort(worst.begin(), worst.end(), [](const auto& a, const auto& b) { return a.kl_mean > b.kl_mean; });
+  worst.resize(std::min<size_t>(worst.size(), 5));
+  j["accuracy"]["worst_sequences"] = nlohmann::json::array();
+  for (const auto& w : worst) {
+    j["accuracy"]["worst_sequences"].push_back({{"sequence", w.index}, {"tokens", w.tokens}, {"kl_mean", w.kl_mean},
+                                                {"top1_agreement", w.top1_agreement}});
+  }
   j["bandwidth"] = {{"params", bw.params},
                     {"bytes_per_token", bw.traffic.bytes_per_token},
                     {"bytes_per_token_weights", bw.traffic.weight_bytes},
@@ -223,6 +242,8 @@ int RunVerify(const VerifyOptions& opt) {
     std::printf("verify: %s\n", pass ? "PASS" : "FAIL");
   }
   Status st = WriteJson(opt.json, j);
+  if (st.ok() && !opt.report_html.empty())
+    st = WriteFileAtomic(opt.report_html, VerifyReportHtml(j, opt.packed, opt.reference));
   if (!st.ok()) return ReportError(st);
   return pass ? kExitOk : kExitCheckFailed;
 }
@@ -270,6 +291,9 @@ void AddVerifyCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, RuntimeOptions::kMaxThreads));
   sub->add_flag("--quiet", opt->quiet, "No progress on stderr");
   sub->add_option("--json", opt->json, "Write the report (DESIGN.md keys) to FILE ('-' = stdout)");
+  sub->add_option("--report-html", opt->report_html,
+                  "Write the report as one self-contained HTML page: checks, KL and top-1 by position, the\n"
+                  "worst sequences, bytes per token against the budget, provenance");
   sub->callback([opt, &exit_code] { exit_code = RunVerify(*opt); });
 }
 

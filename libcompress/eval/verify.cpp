@@ -19,6 +19,9 @@ Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSessi
   std::vector<double> kls;
   double nll_ref = 0, nll_test = 0;
   uint64_t agree = 0;
+  AccuracyResult r;
+  std::vector<double> bucket_kl;
+  std::vector<uint64_t> bucket_agree, bucket_tokens;
   for (size_t s = 0; s < n; ++s) {
     const auto& seq = data.sequences[s];
     if (seq.size() < 2) continue;
@@ -29,18 +32,48 @@ Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSessi
     auto lt = test.Append(seq);
     if (!lt.ok()) return lt.status().WithContext(StrCat("sequence ", s));
     const size_t v = static_cast<size_t>(reference.vocab_size());
+    AccuracyResult::Sequence ss;
+    ss.index = s;
     for (size_t t = 0; t + 1 < seq.size(); ++t) {
-      const float* r = lr->data() + t * v;
+      const float* pr = lr->data() + t * v;
       const float* q = lt->data() + t * v;
-      kls.push_back(metrics::KlDivergence(r, q, v));
-      agree += metrics::ArgMax(r, v) == metrics::ArgMax(q, v);
-      nll_ref += metrics::TokenNll(r, v, seq[t + 1]);
+      const double kl = metrics::KlDivergence(pr, q, v);
+      const bool same = metrics::ArgMax(pr, v) == metrics::ArgMax(q, v);
+      kls.push_back(kl);
+      agree += same;
+      nll_ref += metrics::TokenNll(pr, v, seq[t + 1]);
       nll_test += metrics::TokenNll(q, v, seq[t + 1]);
+      // Bucket b holds positions [2^(b-1), 2^b - 1]; bucket 0 position 0.
+      size_t b = 0;
+      while ((size_t{1} << b) <= t) ++b;
+      if (b >= bucket_kl.size()) {
+        bucket_kl.resize(b + 1, 0);
+        bucket_agree.resize(b + 1, 0);
+        bucket_tokens.resize(b + 1, 0);
+      }
+      bucket_kl[b] += kl;
+      bucket_agree[b] += same;
+      ++bucket_tokens[b];
+      ss.kl_mean += kl;
+      ss.top1_agreement += same;
+      ++ss.tokens;
     }
+    ss.kl_mean /= static_cast<double>(ss.tokens);
+    ss.top1_agreement /= static_cast<double>(ss.tokens);
+    r.per_sequence.push_back(ss);
     if (progress) progress(s + 1, n);
   }
   SLIM_CHECK_INPUT(!kls.empty(), "the dataset has no sequence with at least two tokens");
-  AccuracyResult r;
+  for (size_t b = 0; b < bucket_kl.size(); ++b) {
+    if (bucket_tokens[b] == 0) continue;
+    AccuracyResult::Bucket k;
+    k.first = b == 0 ? 0 : int64_t{1} << (b - 1);
+    k.last = b == 0 ? 0 : (int64_t{1} << b) - 1;
+    k.tokens = bucket_tokens[b];
+    k.kl_mean = bucket_kl[b] / static_cast<double>(k.tokens);
+    k.top1_agreement = static_cast<double>(bucket_agree[b]) / static_cast<double>(k.tokens);
+    r.by_position.push_back(k);
+  }
   r.tokens_evaluated = kls.size();
   const double count = static_cast<double>(kls.size());
   double kl_sum = 0;

@@ -20,6 +20,21 @@ struct AccuracyResult {
   uint64_t tokens_evaluated = 0;
   double kl_mean = 0, kl_p99 = 0, top1_agreement = 0;
   double nll_reference = 0, nll = 0, ppl_ratio = 0;
+  // Predicted positions [first, last] of each power-of-two bucket (0, 1, 2-3,
+  // 4-7, ...): where in a sequence the compressed model drifts.
+  struct Bucket {
+    int64_t first = 0, last = 0;
+    uint64_t tokens = 0;
+    double kl_mean = 0, top1_agreement = 0;
+  };
+  std::vector<Bucket> by_position;
+  // Per evaluated sequence (its index in the dataset), for the worst ones.
+  struct Sequence {
+    size_t index = 0;
+    uint64_t tokens = 0;
+    double kl_mean = 0, top1_agreement = 0;
+  };
+  std::vector<Sequence> per_sequence;
 };
 
 Expected<AccuracyResult> CompareDecoders(DecoderSession& reference, DecoderSession& test,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target (or all) for a time, with ASan and UBSan.
 #   tests/fuzz/run.sh TARGET|all SECONDS [BUILD_DIR]
-# TARGET: onnx tensorproto safetensors packed recipe target tokens.
+# TARGET: onnx tensorproto safetensors packed recipe target tokens tokenizer.
 # Builds the targets in BUILD_DIR (default build-san, configured by
 # `tools/bootstrap.sh sanitize-build` when it does not exist yet: clang,
 # ASan, UBSan, libFuzzer).
@@ -15,7 +15,7 @@
 # committed seeds has tried.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-all=(onnx tensorproto safetensors packed recipe target tokens)
+all=(onnx tensorproto safetensors packed recipe target tokens tokenizer)
 target="${1:-}"
 seconds="${2:-}"
 build="${3:-$root/build-san}"
