@@ -20,11 +20,35 @@ Expected<std::unique_ptr<ThreadPool>> ThreadPool::Create(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   work_cv_.notify_all();
   for (auto& w : workers_) w.join();
 }
+
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or kPoolSpin has passed; true when done() held.
+template <typename Done>
+bool SpinUntil(const Done& done) {
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+    CpuRelax();
+    if (i % 256 == 0) {
+      if (std::chrono::steady_clock::now() - start > kPoolSpin) return false;
+      std::this_thread::yield();  // a busy host gets the core back
+    }
+  }
+}
+
+}  // namespace
 
 void ThreadPool::Drain() {
   for (size_t i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) (*task_)(i);
@@ -33,15 +57,18 @@ void ThreadPool::Drain() {
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
-    {
+    const auto ready = [&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+    if (!SpinUntil(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      work_cv_.wait(lock, ready);
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     Drain();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--busy_workers_ == 0) done_cv_.notify_one();
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // a caller may be asleep on done_cv_
+      done_cv_.notify_one();
+    }
   }
 }
 
@@ -56,15 +83,18 @@ void ThreadPool::Run(size_t tasks, const std::function<void(size_t)>& task) {
     task_ = &task;
     tasks_ = tasks;
     next_.store(0);
-    busy_workers_ = workers_.size();
-    ++generation_;
+    busy_workers_.store(workers_.size());
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  work_cv_.notify_all();
+  work_cv_.notify_all();  // no system call when every worker is spinning
   Drain();
   // Every worker must have left Drain before task_ (the caller's function)
   // goes out of scope.
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return busy_workers_ == 0; });
+  const auto finished = [&] { return busy_workers_.load(std::memory_order_acquire) == 0; };
+  if (!SpinUntil(finished)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, finished);
+  }
   task_ = nullptr;
   tasks_ = 0;
 }

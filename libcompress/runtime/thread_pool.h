@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -56,17 +57,27 @@ class ThreadPool {
   void Drain();  // takes task indices until none is left
 
   std::mutex run_mu_;  // held by the caller whose job the workers are running
-  std::mutex mu_;      // guards the job fields below and stop_
+  // Job hand-off. A new job bumps generation_ (release) after setting
+  // task_/tasks_/next_; workers spin on it for kSpin before sleeping on
+  // work_cv_, and the caller spins on busy_workers_ before sleeping on
+  // done_cv_: a decode step hands out about a hundred jobs a few tens of
+  // microseconds apart, and a condition-variable wake-up alone costs ~60 us
+  // on some hosts (docs/PERFORMANCE.md). mu_ orders the sleeping paths.
+  std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
   const std::function<void(size_t)>* task_ = nullptr;
   size_t tasks_ = 0;
   std::atomic<size_t> next_{0};
-  size_t busy_workers_ = 0;  // workers that have not finished the current job
-  uint64_t generation_ = 0;  // bumped per job; workers wait for a change
-  bool stop_ = false;
+  std::atomic<size_t> busy_workers_{0};  // workers that have not finished the current job
+  std::atomic<uint64_t> generation_{0};  // bumped per job; workers wait for a change
+  std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
 };
+
+// How long a worker (or the caller) spins before sleeping: about two job
+// gaps of a decode step.
+inline constexpr std::chrono::microseconds kPoolSpin{200};
 
 // Column chunks start at multiples of 16: the q4*_x8 weight block (8 rows)
 // divides it, it is the AVX2 float panel width (gemm_f32_avx2.cpp kNr), and
@@ -75,8 +86,10 @@ class ThreadPool {
 inline constexpr size_t kColumnAlign = 16;
 
 // Multiply-adds per thread below which a product is not split further.
-// Measured on the 2-core development host: an empty ThreadPool::Run on 2
-// threads (wake a worker, wait for it) takes ~6 us median, ~13 us p90; the
+// Measured on the 2-core Intel host with sleeping workers: an empty
+// ThreadPool::Run on 2 threads (wake a worker, wait for it) took ~6 us
+// median, ~13 us p90 (on the AMD EPYC VM of 2026-12-02, 61 us; with the
+// spinning hand-off, 0.2 us median, 20 us p99); the
 // int4 i8-dot decode kernel does 2^18 multiply-adds in ~6 us and the float
 // GEMV in ~40 us. At 2^20 per chunk the int4 work (~22 us) stays about twice
 // the overhead. Small products stay on the calling thread: all of kjv-byte
