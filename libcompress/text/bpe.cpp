@@ -1,5 +1,6 @@
 #include "libcompress/text/bpe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 #include <tuple>
@@ -35,9 +36,10 @@ Expected<Bpe> Bpe::FromJson(const nlohmann::json& m, const std::string& where) {
   Bpe bpe;
   SLIM_CHECK_INPUT(m.contains("vocab") && m["vocab"].is_object(), where, ": model.vocab is not an object");
   const auto& vocab = m["vocab"];
-  // Ids are at most a few hundred thousand in real vocabularies; the cap
-  // keeps a hostile id from sizing the id table.
-  constexpr int64_t kMaxId = int64_t{1} << 24;
+  // Real vocabularies number their tokens 0..n-1; the cap (room for gaps,
+  // never more than 2^24) keeps one hostile id in a small file from sizing
+  // the id table.
+  const int64_t kMaxId = std::min<int64_t>(int64_t{1} << 24, 2 * static_cast<int64_t>(vocab.size()) + 1024);
   for (const auto& [token, id] : vocab.items()) {
     SLIM_CHECK_INPUT(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxId, where,
                      ": model.vocab[", nlohmann::json(token).dump(), "] is not an id in [0, ", kMaxId, ")");
