@@ -486,15 +486,23 @@ Status Pad(const OpCall& call, std::vector<Tensor>& outputs) {
   SLIM_CHECK_INPUT(pads.size() == 2 * rank, node.Describe(), ": pads has ", pads.size(),
                    " values, expected ", 2 * rank, " for data ", ShapeToString(x->shape()));
   std::vector<int64_t> out_shape(rank);
-  std::vector<std::vector<int64_t>> source(rank);
   for (size_t d = 0; d < rank; ++d) {
     const int64_t n = x->dim(d);
+    // Pads come from tensor values: bounded before the sum can overflow.
+    for (const int64_t p : {pads[d], pads[d + rank]}) {
+      SLIM_CHECK_INPUT(p >= -n && p <= ops::kMaxComputedElements, node.Describe(), ": pad ", p, " on axis ", d,
+                       " of ", n, " elements is outside [-", n, ", ", ops::kMaxComputedElements, "]");
+    }
     out_shape[d] = n + pads[d] + pads[d + rank];
     SLIM_CHECK_INPUT(out_shape[d] >= 0, node.Describe(), ": pads ", pads[d], "/", pads[d + rank],
                      " remove more than the ", n, " elements of axis ", d);
     SLIM_CHECK_INPUT(mode == 'c' || n > 0 || out_shape[d] == 0, node.Describe(), ": ", mode_name,
                      " padding of empty axis ", d);
-    for (int64_t o = 0; o < out_shape[d]; ++o) source[d].push_back(PadSource(o, pads[d], n, mode));
+  }
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, out_shape));
+  std::vector<std::vector<int64_t>> source(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    for (int64_t o = 0; o < out_shape[d]; ++o) source[d].push_back(PadSource(o, pads[d], x->dim(d), mode));
   }
   Tensor y(x->dtype(), out_shape);
   const int64_t total = ShapeNumel(out_shape);

@@ -301,9 +301,15 @@ Status ResizeImpl(const OpCall& call, std::vector<Tensor>& outputs, bool legacy,
       SLIM_CHECK_INPUT(s[d] > 0, node.Describe(), ": scales[", d, "] = ", s[d],
                        " must be positive");
       scales[d] = s[d];
-      out_shape[d] = static_cast<int64_t>(std::floor(scales[d] * static_cast<double>(x->dim(d))));
+      // Checked before the cast: an infinite or huge scale is bad input, not UB.
+      const double size = std::floor(scales[d] * static_cast<double>(x->dim(d)));
+      SLIM_CHECK_INPUT(std::isfinite(size) && size <= static_cast<double>(ops::kMaxComputedElements), node.Describe(),
+                       ": scales[", d, "] = ", s[d], " gives an axis of ", size, " elements, above the runtime's limit of ",
+                       ops::kMaxComputedElements);
+      out_shape[d] = static_cast<int64_t>(size);
     }
   }
+  SLIM_RETURN_IF_ERROR(ops::CheckOutputShape(node, out_shape));
   std::vector<double> roi(2 * rank, 0.0);
   if (params.coord == Coord::kTfCropAndResize) {
     SLIM_CHECK_INPUT(roi_t && static_cast<size_t>(roi_t->numel()) == 2 * rank, node.Describe(),

@@ -2,6 +2,7 @@
 // run as one-node graphs: results against independent direct loops or hand
 // computed values, plus the error cases (each Status names the node).
 #include <catch2/catch.hpp>
+#include <limits>
 #include <cmath>
 
 #include "libcompress/runtime/interpreter.h"
@@ -280,12 +281,32 @@ TEST_CASE("Pad constant, reflect, edge, negative pads and the opset 10 form", "[
     auto crop = RunNode(Op("Pad"), {x, I64({2}, {-3, -2})}, kOpset);
     REQUIRE_FALSE(crop.ok());
     CHECK_THAT(crop.status().message(), Catch::Contains("remove more"));
+    // Pads from a hostile graph: bad input before any allocation, and no
+    // signed overflow in n + pad + pad.
+    for (const std::vector<int64_t>& huge :
+         {std::vector<int64_t>{int64_t{1} << 40, 0}, std::vector<int64_t>{INT64_MAX, INT64_MAX},
+          std::vector<int64_t>{INT64_MIN, 0}}) {
+      auto big = RunNode(Op("Pad"), {x, I64({2}, huge)}, kOpset);
+      REQUIRE_FALSE(big.ok());
+      CHECK(big.status().code() == slim::StatusCode::kInvalidInput);
+      CHECK_THAT(big.status().message(), Catch::Contains("node 'n0'"));
+    }
   }
 }
 
 TEST_CASE("Resize nearest, linear and cubic follow the ONNX reference", "[runtime][ops_nn]") {
   const Tensor x = F32({1, 1, 1, 4}, {1, 2, 3, 4});
   const Tensor none;
+  SECTION("hostile scales and sizes are bad input before any allocation") {
+    for (float s : {std::numeric_limits<float>::infinity(), 1e30f, std::numeric_limits<float>::quiet_NaN()}) {
+      auto y = RunNode(Op("Resize"), {x, none, F32({4}, {1, 1, 1, s})}, kOpset);
+      REQUIRE_FALSE(y.ok());
+      CHECK(y.status().code() == slim::StatusCode::kInvalidInput);
+    }
+    auto y = RunNode(Op("Resize"), {x, none, none, I64({4}, {1 << 20, 1 << 20, 1 << 20, 4})}, kOpset);
+    REQUIRE_FALSE(y.ok());
+    CHECK_THAT(y.status().message(), Catch::Contains("limit"));
+  }
   SECTION("nearest, asymmetric, floor: upsample by 2 repeats elements") {
     auto y =
         RunNode(Op("Resize", {{"coordinate_transformation_mode", Attribute::String("asymmetric")},
