@@ -322,7 +322,7 @@ TEST_CASE("export: WriteOnnx -> ReadOnnx keeps the lowered graph runnable", "[ex
   CHECK(d.max_abs <= 1e-4 * d.max_logit);
 }
 
-TEST_CASE("export: bad packed graphs are refused naming the tensor; plain graphs pass", "[export]") {
+TEST_CASE("export: bad packed graphs are refused naming the tensor, plain graphs pass", "[export]") {
   const std::string dir = kModels + "stories260k";
   const Model packed = CompileInMemory(dir, kInt8Recipe);
   // A graph without slimpack ops is already ONNX: returned unchanged.

@@ -57,7 +57,7 @@ TEST_CASE("TopologicalSort orders nodes and leaves a cyclic graph untouched", "[
   CHECK(cyc.nodes[1].name == "b");
 }
 
-TEST_CASE("initializers keep insertion order; tensors share or copy bytes", "[ir][graph]") {
+TEST_CASE("initializers keep insertion order, tensors share or copy bytes", "[ir][graph]") {
   Graph g;
   g.AddInitializer("b", Tensor::Scalar(1));
   g.AddInitializer("a", Tensor::Scalar(2));

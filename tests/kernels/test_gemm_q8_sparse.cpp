@@ -250,7 +250,7 @@ TEST_CASE("q8 sparse kernels: refs bit-identical to the dense ref, AVX2 within t
   }
 }
 
-TEST_CASE("q8 bitmask: PlanQGemm checks the blob's own count; lying offsets stay inside the blob",
+TEST_CASE("q8 bitmask: PlanQGemm checks the blob's own count, lying offsets stay inside the blob",
           "[kernels][sparse]") {
   const size_t n = 9, k = 100;
   const auto good = *PackQuantized(Int8(Unstructured(n, k, 0.3, 5), n, k), kBm);

@@ -500,7 +500,7 @@ TEST_CASE("GPTQ lowers the output error on correlated activations", "[quant][gpt
   }
 }
 
-TEST_CASE("GPTQ factor: U^T U is the damped inverse Hessian; bad Hessians are refused", "[quant][gptq]") {
+TEST_CASE("GPTQ factor: U^T U is the damped inverse Hessian, bad Hessians are refused", "[quant][gptq]") {
   const size_t k = 48, m = 300;
   std::vector<float> x;
   std::vector<double> h;

@@ -95,7 +95,7 @@ TEST_CASE("prune magnitude 50%: masks in the IR, exact zeros, classifier and emb
   CHECK(r->passes[0].counters.at("pruned") == 28);
 }
 
-TEST_CASE("prune N:M patterns hold in every group; the ONNX graph's [K, N] weights are masked as [N, K]",
+TEST_CASE("prune N:M patterns hold in every group, and the ONNX graph's K x N weights are masked as N x K",
           "[passes][prune]") {
   for (const char* path : {"", "/model.onnx"}) {
     for (const char* pattern : {"2:4", "4:8", "1:3"}) {
@@ -171,7 +171,7 @@ TEST_CASE("prune then int4/int8 (with and without GPTQ): pruned weights dequanti
   }
 }
 
-TEST_CASE("prune then int8: the smallest of q8_row, q8_s24_row and q8_bm_row per tensor, said in the report; "
+TEST_CASE("prune then int8: the smallest of q8_row, q8_s24_row and q8_bm_row per tensor, said in the report, "
           "the sparse layouts compute what q8_row does",
           "[passes][prune][sparse]") {
   struct Case {

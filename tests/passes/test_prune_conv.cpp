@@ -188,7 +188,7 @@ TEST_CASE("prune_structured conv_ratio: depthwise and grouped consumers, residua
 
 namespace slim {
 
-TEST_CASE("calibration of Conv inputs: patch statistics; the Gram matrix from evenly spaced patches on large maps",
+TEST_CASE("calibration of Conv inputs: patch statistics, the Gram matrix from evenly spaced patches on large maps",
           "[passes][conv]") {
   test::Builder b;
   b.g.opset_imports[""] = 17;

@@ -167,7 +167,7 @@ TEST_CASE("prune_structured on kjv-byte: 25% of FFN neurons, shapes and paramete
   }
 }
 
-TEST_CASE("prune_structured: the least-squares refit beats plain selection; constants follow the channels",
+TEST_CASE("prune_structured: the least-squares refit beats plain selection, constants follow the channels",
           "[passes][structured]") {
   const Mlp mlp = MakeMlp();
   const ActivationStats stats = MlpStats(mlp);

@@ -70,7 +70,7 @@ TEST_CASE("a packed weight that does not fit its layout is refused when the sess
   }
 }
 
-TEST_CASE("feeds are checked by name and dtype; weight reads are counted", "[runtime]") {
+TEST_CASE("feeds are checked by name and dtype, weight reads are counted", "[runtime]") {
   const Graph g = OneNode("Add");
   auto interp = Interpreter::Create(g);
   REQUIRE(interp.ok());
@@ -85,7 +85,7 @@ TEST_CASE("feeds are checked by name and dtype; weight reads are counted", "[run
   CHECK(stats.input_bytes_read.at("x") == 8);
 }
 
-TEST_CASE("an observer sees watched inputs and intermediates once per run; its error stops the run",
+TEST_CASE("an observer sees watched inputs and intermediates once per run, its error stops the run",
           "[runtime]") {
   // y = (x + w) + w: the intermediate "t" is freed after its last reader,
   // the observer must see it anyway.

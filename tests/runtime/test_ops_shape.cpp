@@ -105,7 +105,7 @@ TEST_CASE("Transpose moves any element size") {
   RequireError(RunNode(Op("Transpose"), {Tensor(DType::kString, {2})}), "string");
 }
 
-TEST_CASE("Concat along a negative axis; mismatched shapes are named") {
+TEST_CASE("Concat along a negative axis, mismatched shapes are named") {
   const Tensor a = Iota({2, 2});
   const Tensor b = F32({2, 1}, {10, 11});
   const Tensor c =
@@ -177,7 +177,7 @@ TEST_CASE("Expand and Tile broadcast by strides") {
                                           1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4});
 }
 
-TEST_CASE("Gather with negative indices; out of range is an error") {
+TEST_CASE("Gather with negative indices, out of range is an error") {
   const Tensor x = Iota({3, 2});
   Tensor y = RunOne(Op("Gather"), {x, I64({2, 2}, {0, -1, 1, 0})});
   REQUIRE(y.shape() == std::vector<int64_t>{2, 2, 2});

@@ -96,7 +96,7 @@ void CheckThreadInvariant(const Graph& g, const Tensor& a) {
   }
 }
 
-TEST_CASE("SplitColumns: aligned, balanced chunks covering [0, n), bounded by threads and work",
+TEST_CASE("SplitColumns: aligned, balanced chunks covering 0..n, bounded by threads and work",
           "[runtime][threads]") {
   auto check_cover = [](const std::vector<ColumnRange>& chunks, size_t n, size_t align) {
     REQUIRE(!chunks.empty());

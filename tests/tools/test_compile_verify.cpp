@@ -84,7 +84,7 @@ TEST_CASE("compile --calib: statistics weight the search, the report has output 
   CHECK_FALSE(std::ifstream(out).good());
 }
 
-TEST_CASE("compile --dry-run writes nothing; bad options fail before work", "[cli][compile]") {
+TEST_CASE("compile --dry-run writes nothing, bad options fail before work", "[cli][compile]") {
   const std::string out = "/tmp/slimpack_cli_dry.slim";
   std::remove(out.c_str());
   const Result dry = Slimpack("compile " + kKjv + " -o " + out + " --preset int8 --dry-run --quiet");
@@ -232,7 +232,7 @@ TEST_CASE("verify compares the outputs of a non-language graph on ONNX test data
   CHECK(Slimpack("verify " + packed + " --reference " + dir + "/model.onnx --data /tmp/slimpack_cli_nodata").code == 2);
 }
 
-TEST_CASE("compile --calib reads ONNX test data sets for a CNN; conv channel pruning verifies on held-out sets",
+TEST_CASE("compile --calib reads ONNX test data sets for a CNN, conv channel pruning verifies on held-out sets",
           "[cli][conv]") {
   using namespace slim;
   const std::string dir = "/tmp/slimpack_cli_cnn";

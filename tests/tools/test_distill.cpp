@@ -35,7 +35,7 @@ std::string Cmd(const std::string& args) { return "[\"" + kHook + "\"" + args + 
 
 }  // namespace
 
-TEST_CASE("hook_external: a command that changes nothing gives byte-identical output; a perturbation is visible",
+TEST_CASE("hook_external: a command that changes nothing gives byte-identical output, a perturbation is visible",
           "[cli][distill]") {
   const TempDir dir("distill");
   const std::string plain = dir / "plain.slim", same = dir / "same.slim", scaled = dir / "scaled.slim";
@@ -92,7 +92,7 @@ TEST_CASE("hook_external: reviving a pruned weight, changing a shape, dropping a
   CHECK(Slimpack("compile " + kKjv + " -o " + (dir / "x.slim") + " --recipe " + (dir / "nocmd.json") + " --quiet").code == 2);
 }
 
-TEST_CASE("compile --export-distill writes the directory; --import-distill takes a fine-tuned one back", "[cli][distill]") {
+TEST_CASE("compile --export-distill writes the directory, --import-distill takes a fine-tuned one back", "[cli][distill]") {
   const TempDir dir("distill_dir");
   const std::string recipe = dir / "p.json";
   {
