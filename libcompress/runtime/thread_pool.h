@@ -86,16 +86,15 @@ inline constexpr std::chrono::microseconds kPoolSpin{200};
 inline constexpr size_t kColumnAlign = 16;
 
 // Multiply-adds per thread below which a product is not split further.
-// Measured on the 2-core Intel host with sleeping workers: an empty
-// ThreadPool::Run on 2 threads (wake a worker, wait for it) took ~6 us
-// median, ~13 us p90 (on the AMD EPYC VM of 2026-12-02, 61 us; with the
-// spinning hand-off, 0.2 us median, 20 us p99); the
-// int4 i8-dot decode kernel does 2^18 multiply-adds in ~6 us and the float
-// GEMV in ~40 us. At 2^20 per chunk the int4 work (~22 us) stays about twice
-// the overhead. Small products stay on the calling thread: all of kjv-byte
-// (at most 128 x 384), TinyLlama's K/V projections (2048 x 256 at decode);
-// its 2048 x 2048 and 2048 x 5632 products split.
-inline constexpr uint64_t kDefaultMinWorkPerThread = uint64_t{1} << 20;
+// The int4 i8-dot decode kernel does 2^18 multiply-adds in ~6 us. With
+// sleeping workers an empty 2-thread Run cost ~6 us on the Intel host and
+// 61 us on the AMD EPYC VM (2026-12-02), and the threshold was 2^20; the
+// spinning hand-off costs 0.2 us median (20 us p99), so chunks of 2^18 pay:
+// TinyLlama's K/V projections (2048 x 256 at decode) now split too.
+// Interleaved A/B on that VM, int4 decode at 2 threads, 6 runs: 2^20 47.1,
+// 2^18 51.8 tok/s (medians). All of kjv-byte (at most 128 x 384) stays on the
+// calling thread.
+inline constexpr uint64_t kDefaultMinWorkPerThread = uint64_t{1} << 18;
 
 // How an op may split its work: the session's pool (null = one thread) and
 // the threshold above.

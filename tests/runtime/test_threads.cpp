@@ -122,7 +122,7 @@ TEST_CASE("SplitColumns: aligned, balanced chunks covering 0..n, bounded by thre
   // a TinyLlama-sized one (2048 x 5632, decode) uses every thread.
   CHECK(SplitColumns(384, 16, 128 * 384, 8, kDefaultMinWorkPerThread).size() == 1);
   CHECK(SplitColumns(5632, 16, 2048ull * 5632, 8, kDefaultMinWorkPerThread).size() == 8);
-  CHECK(SplitColumns(256, 16, 2048ull * 256, 2, kDefaultMinWorkPerThread).size() == 1);
+  CHECK(SplitColumns(256, 16, 2048ull * 256, 2, kDefaultMinWorkPerThread).size() == 2);  // K/V projections split too
   // Work for exactly two chunks.
   CHECK(SplitColumns(5632, 16, 2 * kDefaultMinWorkPerThread + 1, 8, kDefaultMinWorkPerThread).size() == 2);
   CHECK(SplitColumns(0, 16, 0, 4, 1).empty());
