@@ -1,6 +1,5 @@
 #include "calib_data/test_data_sets.h"
-
-#include <sys/stat.h>
+#include "libcompress/common/file_util.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -10,16 +9,12 @@
 namespace slim {
 namespace {
 
-bool Exists(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 Expected<Feeds> ReadOneSet(const std::string& set_dir, const std::vector<const ValueInfo*>& inputs) {
   Feeds feeds;
   for (size_t m = 0; m < inputs.size(); ++m) {
     const std::string path = set_dir + "/input_" + std::to_string(m) + ".pb";
-    SLIM_CHECK_INPUT(Exists(path), set_dir, ": missing ", "input_", m, ".pb for graph input '", inputs[m]->name, "'");
+    SLIM_CHECK_INPUT(PathExists(path), set_dir, ": missing ", "input_", m, ".pb for graph input '", inputs[m]->name, "'");
     SLIM_ASSIGN_OR_RETURN(Tensor t, ReadTensorProtoFile(path));
     SLIM_CHECK_INPUT(inputs[m]->dtype == DType::kUndefined || t.dtype() == inputs[m]->dtype, path, ": tensor is ",
                      DTypeName(t.dtype()), ", graph input '", inputs[m]->name, "' is ", DTypeName(inputs[m]->dtype));
@@ -35,9 +30,9 @@ Expected<std::vector<Feeds>> ReadTestDataSets(const std::string& dir, const Grap
   for (const auto& in : graph.inputs) {
     if (!graph.FindInitializer(in.name)) inputs.push_back(&in);
   }
-  SLIM_CHECK_INPUT(Exists(dir), dir, ": no such directory");
+  SLIM_CHECK_INPUT(PathExists(dir), dir, ": no such directory");
   std::vector<std::string> sets;
-  if (Exists(dir + "/input_0.pb")) {
+  if (PathExists(dir + "/input_0.pb")) {
     sets.push_back(dir);
   } else {
     std::error_code ec;

@@ -1,7 +1,6 @@
 #include "calib_data/text_dataset.h"
+#include "libcompress/common/file_util.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "libcompress/common/json_parse.h"
 #include "libcompress/common/sha256.h"
@@ -34,11 +33,7 @@ Expected<TokenDataset> ReadDataset(const std::string& path, const text::Tokenize
   if (!IsTextDataPath(path)) return ReadTokenDataset(path);
   SLIM_CHECK_INPUT(tok, path, ": text data needs the model's tokenizer (tokenizer.json beside the model, "
                    "or inside a packed file compiled from such a model); token-id JSON needs none");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidInput(path, ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  SLIM_ASSIGN_OR_RETURN(const std::string bytes, ReadFileBytes(path));
   // A special prefix as long as the window leaves no room for text.
   const std::vector<int64_t> prefix = tok->Encode("", /*add_special=*/true);
   SLIM_CHECK_INPUT(seq_len > static_cast<int64_t>(prefix.size()) + 1, path, ": --seq-len ", seq_len,

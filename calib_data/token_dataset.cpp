@@ -1,9 +1,8 @@
 #include "calib_data/token_dataset.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/common/json_parse.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "libcompress/common/sha256.h"
 
@@ -16,11 +15,7 @@ size_t TokenDataset::total_tokens() const {
 }
 
 Expected<TokenDataset> ReadTokenDataset(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidInput(path, ": cannot open token dataset");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  SLIM_ASSIGN_OR_RETURN(const std::string bytes, ReadFileBytes(path, "token dataset"));
   SLIM_ASSIGN_OR_RETURN(const nlohmann::json j, ParseJsonText(bytes, path));
   SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object with \"sequences\"");
   TokenDataset ds;

@@ -1,8 +1,6 @@
 // slimpack compile MODEL -o OUT: run the pass pipeline (a preset and/or a
 // recipe) and write the packed file, with a per-tensor report.
 #include <sys/resource.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -14,6 +12,7 @@
 #include <optional>
 
 #include "calib_data/token_dataset.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/eval/calibration.h"
 #include "libcompress/eval/distill_signals.h"
 #include "libcompress/eval/graph_scorer.h"
@@ -44,10 +43,6 @@ struct CompileOptions {
   bool quiet = false, verbose = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
-bool IsDirectory(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 // SHA-256 over the bytes the model was read from: the file itself, or for a
 // checkpoint directory its *.json and *.safetensors files in name order.

@@ -1,9 +1,8 @@
 // slimpack tokenize: a model's (or a tokenizer.json's) token ids for text.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "calib_data/text_dataset.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/io/model_loader.h"
 #include "libcompress/text/tokenizer.h"
 #include "tools/cli.h"
@@ -39,13 +38,9 @@ Status RunTokenize(const TokenizeOptions& opt) {
   SLIM_RETURN_IF_ERROR(CheckOutputs({opt.json}, inputs));
   std::vector<std::string> lines;
   if (!opt.file.empty()) {
-    std::ifstream in(opt.file, std::ios::binary);
-    if (!in) return InvalidInput(opt.file, ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
     // One input per line ('\n'; a '\r' before it is text); a final newline
     // ends the last line rather than starting an empty one.
-    std::string all = ss.str();
+    SLIM_ASSIGN_OR_RETURN(const std::string all, ReadFileBytes(opt.file));
     size_t start = 0;
     while (start < all.size()) {
       size_t nl = all.find('\n', start);

@@ -3,8 +3,7 @@
 // command-line extras (progress bars, distillation directories, budgets
 // given as flags, dry runs): preset or recipe, optional calibration, passes.
 #include "slimpack/slimpack.h"
-
-#include <sys/stat.h>
+#include "libcompress/common/file_util.h"
 
 #include <optional>
 
@@ -50,10 +49,6 @@ void Check(const slim::Status& st) {
   if (!st.ok()) Throw(st);
 }
 
-bool IsDirectory(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 slim::Recipe RecipeOf(const std::string& recipe) {
   const size_t first = recipe.find_first_not_of(" \t\r\n");
@@ -92,7 +87,7 @@ std::string Model::Compress(const std::string& recipe_text, const CompressOption
     copt.max_sequences = options.calib_sequences;
     copt.gram = manager.WantsHessians();
     copt.runtime.threads = options.threads;
-    if (IsDirectory(options.calib)) {
+    if (slim::IsDirectory(options.calib)) {
       const auto feeds = Take(slim::ReadTestDataSets(options.calib, model.graph));
       activations = Take(slim::CollectActivationStats(model, feeds, options.calib, copt));
     } else {

@@ -1,7 +1,8 @@
 #include "libcompress/io/hf_llama.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/common/json_parse.h"
 
-#include <sys/stat.h>
+#include <sys/stat.h>  // mkdir
 
 #include <cerrno>
 #include <cmath>
@@ -23,25 +24,14 @@ using nlohmann::json;
 constexpr const char* kSupportedArchitectures =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
 
-bool IsDir(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool IsFile(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 std::string DirName(const std::string& p) {
   const auto slash = p.find_last_of('/');
   return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
 }
 
 Expected<json> ReadJson(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidInput(path, ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  SLIM_ASSIGN_OR_RETURN(json j, ParseJsonText(ss.str(), path));
+  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadFileBytes(path));
+  SLIM_ASSIGN_OR_RETURN(json j, ParseJsonText(text, path));
   SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object, found a ", j.type_name());
   return j;
 }
@@ -584,17 +574,17 @@ void BuildGraph(const HfConfig& c, Graph* graph) {
 
 Expected<Model> ReadHuggingFace(const std::string& path) {
   std::string dir, single;
-  if (IsDir(path)) {
+  if (IsDirectory(path)) {
     dir = path;
-    if (IsFile(dir + "/model.safetensors")) single = dir + "/model.safetensors";
-  } else if (IsFile(path)) {
+    if (IsRegularFile(dir + "/model.safetensors")) single = dir + "/model.safetensors";
+  } else if (IsRegularFile(path)) {
     dir = DirName(path);
     single = path;
   } else {
     return InvalidInput(path, ": no such file or directory");
   }
   const std::string config_path = dir + "/config.json";
-  SLIM_CHECK_INPUT(IsFile(config_path), path, ": no config.json in ", dir);
+  SLIM_CHECK_INPUT(IsRegularFile(config_path), path, ": no config.json in ", dir);
   SLIM_ASSIGN_OR_RETURN(HfConfig c, ParseConfig(config_path));
 
   TensorMap weights;
@@ -605,7 +595,7 @@ Expected<Model> ReadHuggingFace(const std::string& path) {
     weights_desc = single;
   } else {
     const std::string index_path = dir + "/model.safetensors.index.json";
-    SLIM_CHECK_INPUT(IsFile(index_path), dir,
+    SLIM_CHECK_INPUT(IsRegularFile(index_path), dir,
                      ": neither model.safetensors nor model.safetensors.index.json is present");
     SLIM_ASSIGN_OR_RETURN(weights, ReadShardedWeights(dir, index_path));
     weights_desc = index_path;
@@ -722,7 +712,7 @@ Status WriteHuggingFace(const Model& model, const std::string& dir, const std::v
   if (c.sliding_window > 0) cfg["sliding_window"] = c.sliding_window;
   if (model.decoder && model.decoder->bos_token_id >= 0) cfg["bos_token_id"] = model.decoder->bos_token_id;
   if (model.decoder && model.decoder->eos_token_id >= 0) cfg["eos_token_id"] = model.decoder->eos_token_id;
-  if (!IsDir(dir)) {
+  if (!IsDirectory(dir)) {
     SLIM_CHECK_INPUT(::mkdir(dir.c_str(), 0777) == 0, dir, ": cannot create the directory: ", std::strerror(errno));
   }
   // The weights first: a config.json beside no weights is never left.

@@ -1,12 +1,9 @@
 #include "libcompress/io/model_loader.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/common/json_parse.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "libcompress/io/hf_llama.h"
 #include "libcompress/io/onnx.h"
@@ -15,14 +12,6 @@
 namespace slim {
 namespace {
 
-bool IsDir(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool Exists(const std::string& p) {
-  struct stat st{};
-  return ::stat(p.c_str(), &st) == 0;
-}
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -31,17 +20,9 @@ std::string DirName(const std::string& p) {
   return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
 }
 
-Expected<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidInput(path, ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return InvalidInput(path, ": read error");
-  return ss.str();
-}
 
 Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
-  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadWholeFile(path));
+  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadFileBytes(path));
   return ParseJsonText(text, path);
 }
 
@@ -49,7 +30,7 @@ Expected<nlohmann::json> ReadJsonFile(const std::string& path) {
 // (as Optimum exports write) supplies them.
 Status ApplyConfigToOnnxDecoder(const std::string& dir, Model* model) {
   const std::string path = dir + "/config.json";
-  if (!model->decoder || !Exists(path)) return Status::Ok();
+  if (!model->decoder || !PathExists(path)) return Status::Ok();
   SLIM_ASSIGN_OR_RETURN(nlohmann::json cfg, ReadJsonFile(path));
   SLIM_CHECK_INPUT(cfg.is_object(), path, ": expected a JSON object");
   DecoderSpec& d = *model->decoder;
@@ -70,12 +51,12 @@ Status ApplyConfigToOnnxDecoder(const std::string& dir, Model* model) {
 // data, safetensors shards).
 void RecordFiles(const std::string& path, const std::string& dir, Model* model) {
   std::vector<std::string>& files = model->files;
-  if (!IsDir(path)) files.push_back(path);
+  if (!IsDirectory(path)) files.push_back(path);
   if (!dir.empty()) {
     for (const char* side : {"config.json", "slimpack.json", "model.safetensors.index.json", "tokenizer.json",
                              "tokenizer_config.json"}) {
       const std::string p = dir + "/" + side;
-      if (Exists(p)) files.push_back(p);
+      if (PathExists(p)) files.push_back(p);
     }
   }
   for (const std::string& name : model->graph.initializer_names()) {
@@ -96,7 +77,7 @@ void RecordFiles(const std::string& path, const std::string& dir, Model* model) 
 
 Status ApplySlimpackSidecar(const std::string& dir, Model* model) {
   const std::string path = dir + "/slimpack.json";
-  if (!Exists(path)) return Status::Ok();
+  if (!PathExists(path)) return Status::Ok();
   SLIM_ASSIGN_OR_RETURN(nlohmann::json j, ReadJsonFile(path));
   SLIM_CHECK_INPUT(j.is_object(), path, ": expected a JSON object");
   if (!j.contains("vocab")) return Status::Ok();
@@ -124,23 +105,23 @@ Status ApplySlimpackSidecar(const std::string& dir, Model* model) {
 // tokenizer.json (and tokenizer_config.json) beside the model travel with it.
 Status ReadTokenizerFiles(const std::string& dir, Model* model) {
   const std::string path = dir + "/tokenizer.json";
-  if (!Exists(path)) return Status::Ok();
+  if (!PathExists(path)) return Status::Ok();
   TokenizerFiles t;
-  SLIM_ASSIGN_OR_RETURN(t.json, ReadWholeFile(path));
+  SLIM_ASSIGN_OR_RETURN(t.json, ReadFileBytes(path));
   const std::string config = dir + "/tokenizer_config.json";
-  if (Exists(config)) {
-    SLIM_ASSIGN_OR_RETURN(t.config, ReadWholeFile(config));
+  if (PathExists(config)) {
+    SLIM_ASSIGN_OR_RETURN(t.config, ReadFileBytes(config));
   }
   model->tokenizer = std::move(t);
   return Status::Ok();
 }
 
 Expected<Model> LoadModel(const std::string& path) {
-  if (!Exists(path)) return InvalidInput(path, ": no such file or directory");
+  if (!PathExists(path)) return InvalidInput(path, ": no such file or directory");
   Model model;
   std::string dir;
-  if (IsDir(path)) {
-    SLIM_CHECK_INPUT(Exists(path + "/config.json"), path,
+  if (IsDirectory(path)) {
+    SLIM_CHECK_INPUT(PathExists(path + "/config.json"), path,
                      ": directory has no config.json (for an ONNX model, name the .onnx file)");
     SLIM_ASSIGN_OR_RETURN(model, ReadHuggingFace(path));
     dir = path;

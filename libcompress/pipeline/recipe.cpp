@@ -1,13 +1,12 @@
 // Recipe JSON parsing, built-in presets, merging and serialisation.
 #include "libcompress/pipeline/recipe.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/common/json_parse.h"
 
 #include <cmath>
 #include <cstddef>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -266,11 +265,8 @@ Expected<Recipe> ParseRecipe(const std::string& json_text, const std::string& so
 }
 
 Expected<Recipe> LoadRecipeFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return InvalidInput(path, ": cannot open recipe");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ParseRecipe(ss.str(), path);
+  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadFileBytes(path, "recipe"));
+  return ParseRecipe(text, path);
 }
 
 std::vector<PresetInfo> ListPresets() {

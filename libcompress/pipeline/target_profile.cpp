@@ -1,5 +1,6 @@
 // Built-in target profiles and the user-profile JSON reader.
 #include "libcompress/pipeline/target_profile.h"
+#include "libcompress/common/file_util.h"
 #include "libcompress/common/json_parse.h"
 
 #include <cmath>
@@ -90,11 +91,8 @@ Expected<TargetProfile> FindTarget(const std::string& name_or_path) {
 }
 
 Expected<TargetProfile> LoadTargetFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return InvalidInput(path, ": cannot open target profile");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ParseTargetJson(ss.str(), path);
+  SLIM_ASSIGN_OR_RETURN(const std::string text, ReadFileBytes(path, "target profile"));
+  return ParseTargetJson(text, path);
 }
 
 Expected<TargetProfile> ParseTargetJson(const std::string& json_text, const std::string& source) {

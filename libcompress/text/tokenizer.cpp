@@ -1,12 +1,10 @@
 #include "libcompress/text/tokenizer.h"
+#include "libcompress/common/file_util.h"
 
-#include <sys/stat.h>
 #include <utf8proc.h>
 
-#include <fstream>
 #include <functional>
 #include <optional>
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -441,24 +439,8 @@ std::vector<Section> SplitOnAdded(std::string_view text, const std::vector<const
   return out;
 }
 
-Expected<std::string> ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidInput(path, ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return InvalidInput(path, ": read error");
-  return ss.str();
-}
 
-bool IsDirectory(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
-bool IsFile(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 }  // namespace
 
@@ -642,13 +624,13 @@ Expected<Tokenizer> Tokenizer::FromJson(std::string_view tokenizer_json, std::st
 Expected<Tokenizer> Tokenizer::Load(const std::string& path) {
   std::string file = path;
   if (IsDirectory(path)) file = path + "/tokenizer.json";
-  SLIM_CHECK_INPUT(IsFile(file), file, ": no tokenizer.json here");
-  SLIM_ASSIGN_OR_RETURN(const std::string body, ReadWhole(file));
+  SLIM_CHECK_INPUT(IsRegularFile(file), file, ": no tokenizer.json here");
+  SLIM_ASSIGN_OR_RETURN(const std::string body, ReadFileBytes(file));
   const size_t slash = file.rfind('/');
   const std::string config_path = (slash == std::string::npos ? std::string() : file.substr(0, slash + 1)) + "tokenizer_config.json";
   std::string config;
-  if (IsFile(config_path)) {
-    SLIM_ASSIGN_OR_RETURN(config, ReadWhole(config_path));
+  if (IsRegularFile(config_path)) {
+    SLIM_ASSIGN_OR_RETURN(config, ReadFileBytes(config_path));
   }
   return FromJson(body, config, file);
 }
@@ -727,7 +709,7 @@ std::string FindTokenizerFile(const std::string& model_path) {
     dir = slash == std::string::npos ? "." : model_path.substr(0, slash);
   }
   const std::string file = dir + "/tokenizer.json";
-  return IsFile(file) ? file : std::string();
+  return IsRegularFile(file) ? file : std::string();
 }
 
 }  // namespace slim::text
