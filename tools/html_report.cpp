@@ -1,4 +1,5 @@
 #include "tools/html_report.h"
+#include "tools/cli.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,18 +31,6 @@ std::string Esc(const std::string& s) {
 std::string Num(double v, int digits = 3) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*g", digits, v);
-  return b;
-}
-
-std::string Bytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char b[64];
-  std::snprintf(b, sizeof b, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
   return b;
 }
 
@@ -160,7 +149,7 @@ std::string SvgStacked(const std::vector<std::pair<std::string, std::vector<Segm
     for (const Segment& s : rows[r].second) {
       const double w = max_total > 0 ? (width - left - 20) * s.value / max_total : 0;
       o << "<rect x=\"" << x << "\" y=\"" << y << "\" width=\"" << std::max(0.0, w) << "\" height=\"" << row_h
-        << "\" fill=\"" << s.color << "\"><title>" << Esc(s.label + ": " + Bytes(s.value)) << "</title></rect>";
+        << "\" fill=\"" << s.color << "\"><title>" << Esc(s.label + ": " + HumanBytes(s.value)) << "</title></rect>";
       x += w;
     }
   }
@@ -253,14 +242,14 @@ std::string CompileReportHtml(const json& report, const std::string& model_path)
   b << "<h1>slimpack compile report</h1><div class=\"sub\">" << Esc(model_path) << " &rarr; "
     << Esc(Str(output, "path")) << (report.value("dry_run", false) ? " (dry run: estimated)" : "") << "</div>";
   const double before = Get(totals, "bytes_before"), after = Get(totals, "bytes_after");
-  b << "<div class=\"cards\">" << Card(Bytes(before) + " &rarr; " + Bytes(after), "weight bytes")
+  b << "<div class=\"cards\">" << Card(HumanBytes(before) + " &rarr; " + HumanBytes(after), "weight bytes")
     << Card(Num(before > 0 ? after / before : 0, 3) + "x", "of the source weights")
     << Card(Num(Get(totals, "bits_per_weight_before"), 4) + " &rarr; " + Num(Get(totals, "bits_per_weight_after"), 4),
             "bits per weight (scales included)")
     << Card(Num(Get(totals, "weight_tensors"), 6), "weight tensors")
     << Card(Num(Get(totals, "fallbacks"), 6), "fallbacks", Get(totals, "fallbacks") > 0 ? "fail" : "pass")
     << Card(Esc(report.value("target", std::string("generic"))), "target profile")
-    << Card(Bytes(Get(output, "bytes")), "packed file") << "</div>";
+    << Card(HumanBytes(Get(output, "bytes")), "packed file") << "</div>";
 
   // Bits per weight along the layer order.
   std::vector<Bar> bits, sparsity, errs;
@@ -304,9 +293,9 @@ std::string CompileReportHtml(const json& report, const std::string& model_path)
                                {side, kSparse, "scales and sparse indices"},
                                {rest, "#bdbdbd", "rest of the file"}}}},
                   std::max(before, plain + codes + side + rest))
-    << "<p>Source " << Bytes(before) << "; packed weights " << Bytes(sum_after) << " (codes " << Bytes(codes)
-    << ", scales and indices " << Bytes(side) << ", unquantized " << Bytes(plain) << ")"
-    << (file > 0 ? "; file " + Bytes(file) + ", of which " + Bytes(rest) + " other tensors, metadata and alignment" : "")
+    << "<p>Source " << HumanBytes(before) << "; packed weights " << HumanBytes(sum_after) << " (codes " << HumanBytes(codes)
+    << ", scales and indices " << HumanBytes(side) << ", unquantized " << HumanBytes(plain) << ")"
+    << (file > 0 ? "; file " + HumanBytes(file) + ", of which " + HumanBytes(rest) + " other tensors, metadata and alignment" : "")
     << ".</p>";
 
   if (!errs.empty()) {
@@ -384,7 +373,7 @@ std::string VerifyReportHtml(const json& report, const std::string& packed_path,
     b << "<h2>Bytes per decoded token and the bandwidth budget</h2>"
       << Legend({{kInt4, "weights and scales"}, {"#8d6e63", "KV cache"}})
       << SvgStacked({{"bytes per token", {{weights, kInt4, "weights and scales"}, {kv, "#8d6e63", "KV cache"}}}}, weights + kv)
-      << "<p>" << Bytes(Get(bw, "bytes_per_token")) << " read per decoded token at context "
+      << "<p>" << HumanBytes(Get(bw, "bytes_per_token")) << " read per decoded token at context "
       << Num(Get(bw, "context"), 8) << " (counted by the runtime). Budget " << Num(Get(bw, "budget_gbps"), 4)
       << " GB/s (" << Esc(Str(bw, "budget_source")) << "): at most <b>" << Num(allowed, 4) << " tokens/s</b>"
       << (target > 0 ? " against a target of <b>" + Num(target, 4) + " tokens/s</b>" : ", no target set") << ". This host: "
