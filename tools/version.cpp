@@ -44,7 +44,7 @@ std::string VersionText() {
   const std::pair<const char*, bool> flags[] = {{"avx2", f.avx2},         {"fma", f.fma},
                                                 {"f16c", f.f16c},         {"avx512f", f.avx512f},
                                                 {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
-                                                {"avx512vnni", f.avx512vnni}};
+                                                {"avx512vnni", f.avx512vnni}, {"avx512vbmi", f.avx512vbmi}};
   bool any = false;
   for (const auto& [name, on] : flags) {
     if (!on) continue;

@@ -23,11 +23,12 @@ CpuFeatures Detect() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512vbmi = __builtin_cpu_supports("avx512vbmi");
 #endif
   return f;
 }
 
-void DropAvx512(CpuFeatures& f) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = false; }
+void DropAvx512(CpuFeatures& f) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512vbmi = false; }
 
 }  // namespace
 

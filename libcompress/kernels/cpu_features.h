@@ -12,10 +12,16 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512vnni = false;
+  bool avx512vbmi = false;
   bool has_x86_avx2() const { return avx2 && fma && f16c; }
   // The AVX-512 kernels (gemm_q_avx512.cpp) use 512-bit VNNI dot products,
-  // byte masks (BW) and 256-bit forms of AVX-512 instructions (VL).
-  bool has_x86_avx512_vnni() const { return has_x86_avx2() && avx512f && avx512bw && avx512vl && avx512vnni; }
+  // byte masks (BW), 256-bit forms of AVX-512 instructions (VL) and byte
+  // permutes (VBMI: the 2:4 kernel picks its activations with vpermb). Ice
+  // Lake, Sapphire Rapids and Zen 4 on have all of them; Cascade Lake (VNNI
+  // without VBMI) runs the AVX2 table.
+  bool has_x86_avx512_vnni() const {
+    return has_x86_avx2() && avx512f && avx512bw && avx512vl && avx512vnni && avx512vbmi;
+  }
 };
 
 // Features of this host, capped by the environment so that lower kernel paths

@@ -58,8 +58,9 @@ Expected<QComputePath> ParseQComputePath(std::string_view name) {
 }
 
 QComputePath DefaultComputePath(const QuantLayout& layout) {
-  return layout.kind == QuantLayoutKind::kQ4X8 ? QComputePath::kI8Dot
-                                               : QComputePath::kF32DequantFma;
+  return layout.kind == QuantLayoutKind::kQ4X8 || layout.kind == QuantLayoutKind::kQ4S24X8
+             ? QComputePath::kI8Dot
+             : QComputePath::kF32DequantFma;
 }
 
 void QuantizeActivationsI8(const float* x, size_t k, size_t group_size, int8_t* xq, float* xs,
@@ -235,6 +236,44 @@ void gemm_q4s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w
   }
 }
 
+void gemm_q4s24x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  const size_t g = a.group_size;
+  const size_t groups = Q4S24X8Layout::Groups(a.k, g);
+  const size_t kp = groups * g;
+  const size_t tile_bytes = Q4S24X8Layout::TileBytes(g);
+  std::vector<int8_t> xq(a.m * kp);
+  std::vector<float> xs(a.m * groups);
+  std::vector<int32_t> xsum(a.m * groups);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
+  }
+  for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
+    const size_t b = r / 8, rb = r % 8;
+    for (size_t i = 0; i < a.m; ++i) {
+      float acc = 0.0f;
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const uint8_t* tile = w + (b * groups + gi) * tile_bytes;
+        const int8_t* xg = &xq[i * kp + gi * g];
+        int32_t corr = 0;
+        for (size_t c = 0; c < g / Q4S24X8Layout::kChunkElements; ++c) {
+          const uint8_t* chunk = tile + c * Q4S24X8Layout::kChunkBytes;
+          for (size_t qc = 0; qc < 8; ++qc) {
+            for (size_t slot = 0; slot < 2; ++slot) {
+              const Q4S24X8Layout::Slot sl = Q4S24X8Layout::SlotOf(rb, qc, slot);
+              const int u = sl.high ? chunk[sl.code_byte] >> 4 : chunk[sl.code_byte] & 0xf;
+              const size_t e = Q4S24X8Layout::kChunkElements * c + 4 * qc + ((chunk[sl.pos_byte] >> sl.pos_shift) & 3);
+              corr += (u - 8) * int32_t{xg[e]};
+            }
+          }
+        }
+        const float s = HalfToFloat(U16At(tile + Q4S24X8Layout::ScalesOffsetInTile(g) + 2 * rb));
+        acc = std::fma(static_cast<float>(corr), s * xs[i * groups + gi], acc);
+      }
+      y[i * a.n + r] = acc;
+    }
+  }
+}
+
 void gemm_q8s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t quads = Q8S24RowLayout::Quads(a.k);
   const uint8_t* index = w + Q8S24RowLayout::IndexOffset(a.n, a.k);
@@ -313,6 +352,9 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
     if (layout.kind == QuantLayoutKind::kQ4X8) {
       plan.fn = table.q4x8_i8;
       base = "q4x8_i8";
+    } else if (layout.kind == QuantLayoutKind::kQ4S24X8) {
+      plan.fn = table.q4s24x8_i8;
+      base = "q4s24x8_i8";
     } else if (layout.kind == QuantLayoutKind::kQ8Row) {
       plan.fn = table.q8_row_i8;
       base = "q8_row_i8";
@@ -321,6 +363,10 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
                          " has no i8-dot kernel (only q8_row and the q4*_x8 layouts do)");
     }
   } else {
+    if (layout.kind == QuantLayoutKind::kQ4S24X8) {
+      return Unsupported("layout ", layout.Name(),
+                         " has only the i8-dot path (its float twin is q4g*_sym_s24_row: select_layout int4_layout=row)");
+    }
     switch (layout.kind) {
       case QuantLayoutKind::kQ8Row:
         plan.fn = table.q8_row_f32;
@@ -346,6 +392,8 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
         plan.fn = table.q8bm_row_f32;
         base = "q8bm_row_f32";
         break;
+      case QuantLayoutKind::kQ4S24X8:
+        break;  // refused above
     }
   }
   plan.kernel_name = StrCat(base, "_", table.isa);

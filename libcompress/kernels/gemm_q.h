@@ -93,6 +93,12 @@ void gemm_q4x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, f
 // x[first] * (u0 - 8) + x[second] * (u1 - 8), then acc += s * group_sum; it
 // reads the two kept codes per quad only (3/8 of a byte per weight).
 void gemm_q4s24_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+// 2:4 sparse int4 in 8-row tiles (q4g{G}_sym_s24_x8), i8-dot: X quantized
+// per group as for q4x8; per output and group corr = sum over the kept codes
+// of (u - 8) * xq (exact int32), acc = fma((float)corr, s * xs, acc), groups
+// in order. Twins are bit-identical; against q4s24_row_f32 on the same codes
+// it differs by X's rounding, as q4x8_i8 does from q4x8_f32.
+void gemm_q4s24x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 // 2:4 sparse int8 (q8_s24_row): sum over quads in order of x[first] * c0 +
 // x[second] * c1, then y = s * sum: bit-identical to gemm_q8_row_f32_ref on
 // the same codes (it adds the same products in the same order and skips
@@ -112,14 +118,16 @@ void gemm_q4_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* 
 void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4s24x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q8s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q8bm_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
-// Require AVX-512 F/BW/VL and VNNI as well (CpuFeatures::has_x86_avx512_vnni()):
-// 512-bit twins of the int8 f32 kernel and of the int4 i8-dot kernel
-// (vpdpbusd, bit-identical to the ref).
+// Require AVX-512 F/BW/VL, VNNI and VBMI as well (CpuFeatures::has_x86_avx512_vnni()):
+// 512-bit twins of the int8 f32 kernel and of the int4 i8-dot kernels
+// (vpdpbusd, bit-identical to the refs).
 void gemm_q8_row_f32_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4s24x8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 struct QGemmKernels {
   const char* isa;  // "ref", "avx2" or "avx512"
@@ -129,22 +137,26 @@ struct QGemmKernels {
   QGemmFn q4x8_f32;
   QGemmFn q4x8_i8;
   QGemmFn q4s24_row_f32;
+  QGemmFn q4s24x8_i8;
   QGemmFn q8s24_row_f32;
   QGemmFn q8bm_row_f32;
 };
 
 inline constexpr QGemmKernels kQGemmKernelsRef = {
-    "ref",          gemm_q8_row_f32_ref,    gemm_q8_row_i8_ref,     gemm_q4_row_f32_ref, gemm_q4x8_f32_ref,
-    gemm_q4x8_i8_ref, gemm_q4s24_row_f32_ref, gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
+    "ref",                  gemm_q8_row_f32_ref,    gemm_q8_row_i8_ref,     gemm_q4_row_f32_ref,
+    gemm_q4x8_f32_ref,      gemm_q4x8_i8_ref,       gemm_q4s24_row_f32_ref, gemm_q4s24x8_i8_ref,
+    gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
 inline constexpr QGemmKernels kQGemmKernelsAvx2 = {
-    "avx2",          gemm_q8_row_f32_avx2,    gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
-    gemm_q4x8_i8_avx2, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+    "avx2",                  gemm_q8_row_f32_avx2,    gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2,
+    gemm_q4x8_f32_avx2,      gemm_q4x8_i8_avx2,       gemm_q4s24_row_f32_avx2, gemm_q4s24x8_i8_avx2,
+    gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
 // 512-bit kernels exist for the default packings' paths (int4 x8 i8-dot,
-// int8 f32); the other entries reuse their AVX2 twins.
+// dense and 2:4; int8 f32); the other entries reuse their AVX2 twins.
 inline constexpr QGemmKernels kQGemmKernelsAvx512 = {
-    "avx512",          gemm_q8_row_f32_avx512,  gemm_q8_row_i8_avx2,   gemm_q4_row_f32_avx2, gemm_q4x8_f32_avx2,
-    gemm_q4x8_i8_avx512, gemm_q4s24_row_f32_avx2, gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+    "avx512",                gemm_q8_row_f32_avx512,  gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2,
+    gemm_q4x8_f32_avx2,      gemm_q4x8_i8_avx512,     gemm_q4s24_row_f32_avx2, gemm_q4s24x8_i8_avx512,
+    gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
 // Every table of this build, lowest first, and whether this host (as capped
 // by SLIMPACK_ISA, cpu_features.h) runs it; tests check every table that runs.
@@ -164,7 +176,7 @@ struct QGemmPlan {
 };
 
 // Unsupported when the layout has no kernel for the path (i8-dot on a row
-// layout).
+// layout, f32-dequant-fma on q4g*_sym_s24_x8).
 Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
                                 const QGemmKernels& table = QGemmForHost());
 

@@ -525,77 +525,133 @@ void gemm_q4x8_f32_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, fl
 namespace {
 
 // Block `block` (8 weight rows) times X rows i0..i0+R-1 of the quantized
-// activations (xq [m, kp], xs and xsum [m, groups]) into y. The nibbles of
-// each 32-byte chunk are split once for all R X rows (prefill runs R = 4:
-// TinyLlama-shape prefill on one core 13.8 -> 15.6 tokens/s, R = 2 gave
-// nothing; decode has R = 1). Each X row's arithmetic is the same for any R.
-template <int R>
-void Q4x8I8Rows(const QGemmArgs& a, const int8_t* xq, const float* xs, const int32_t* xsum, size_t kp,
-                const uint8_t* block, size_t i0, size_t rows, float* y) {
-  const size_t g = a.group_size;
-  const size_t groups = Q4X8Layout::Groups(a.k, g);
-  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
-  const __m256i low4 = _mm256_set1_epi8(0xf);
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  __m256 acc[R];
-  for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
-  for (size_t gi = 0; gi < groups; ++gi) {
-    const uint8_t* tile = block + gi * tile_bytes;
-    __m256i isum[R];
-    for (int t = 0; t < R; ++t) isum[t] = _mm256_setzero_si256();
-    // Up to 4 chunks (32 elements) are summed in int16: each vpmaddubsw
-    // lane is at most 2 * 15 * 127 = 3810 and 8 of them stay below 32767.
-    for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
+// activations into y. The nibbles of each 32-byte chunk are split once for
+// all R X rows (prefill runs R = 4: TinyLlama-shape prefill on one core
+// 13.8 -> 15.6 tokens/s, R = 2 gave nothing; decode has R = 1). Each X row's
+// arithmetic is the same for any R.
+struct Q4x8I8 {
+  template <int R>
+  static void Rows(const QGemmArgs& a, const QuantizedX& q, const uint8_t* block, size_t i0, size_t rows,
+                   float* y) {
+    const size_t g = a.group_size;
+    const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
+    const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
+    const __m256i low4 = _mm256_set1_epi8(0xf);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256 acc[R];
+    for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
+    for (size_t gi = 0; gi < q.groups; ++gi) {
+      const uint8_t* tile = block + gi * tile_bytes;
+      __m256i isum[R];
+      for (int t = 0; t < R; ++t) isum[t] = _mm256_setzero_si256();
+      // Up to 4 chunks (32 elements) are summed in int16: each vpmaddubsw
+      // lane is at most 2 * 15 * 127 = 3810 and 8 of them stay below 32767.
+      for (size_t c0 = 0; c0 < g / 8; c0 += 4) {
+        __m256i p16[R];
+        for (int t = 0; t < R; ++t) p16[t] = _mm256_setzero_si256();
+        for (size_t c = c0; c < c0 + 4; ++c) {
+          if (c % 2 == 0) PrefetchAhead(tile + 32 * c);
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
+          const __m256i lo = _mm256_and_si256(v, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+          for (int t = 0; t < R; ++t) {
+            const int8_t* xg = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + 8 * c;
+            int32_t xa, xb;
+            std::memcpy(&xa, xg, 4);
+            std::memcpy(&xb, xg + 4, 4);
+            p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
+            p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+          }
+        }
+        for (int t = 0; t < R; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones16));
+      }
+      for (int t = 0; t < R; ++t) {
+        const size_t i = i0 + static_cast<size_t>(t);
+        acc[t] = TileI8Accumulate(isum[t], tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
+                                  q.xs[i * q.groups + gi], acc[t]);
+      }
+    }
+    for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
+  }
+};
+
+// 2:4 tiles (Q4S24X8Layout). For each AVX2 step (s, h) of a chunk, lane r
+// is row r: its 4 codes are the low (s = 0) or high (s = 1) nibbles of the
+// code bytes 32h..32h+31, and the positions of those codes are bits
+// 2t..2t+1 (t = 2s + h) of the 32 position bytes, in the same byte order.
+// So (positions >> 2t) & 3, plus the offset of each code's quad, is the
+// vpshufb control that picks its activations from the 16 of step s. A
+// group's products (u - 8) * xq add up in int16 lanes, one pair per step:
+// at most 2 * 8 * 127 = 2032 in magnitude per step, and 4 steps times at
+// most 4 chunks (G = 128) is 32512 < 32767; then to int32 once per group.
+struct Q4S24x8I8 {
+  template <int R>
+  static void Rows(const QGemmArgs& a, const QuantizedX& q, const uint8_t* block, size_t i0, size_t rows,
+                   float* y) {
+    const size_t g = a.group_size;
+    const size_t tile_bytes = Q4S24X8Layout::TileBytes(g);
+    const size_t chunks = g / Q4S24X8Layout::kChunkElements;
+    const __m256i low4 = _mm256_set1_epi8(0xf);
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i eight = _mm256_set1_epi8(8);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    // Byte 4r + i: the offset of its code's quad within the step's 16
+    // activations: 8h + 4 * (i / 2).
+    const __m256i quad0 = _mm256_set1_epi32(0x04040000);
+    const __m256i quad1 = _mm256_set1_epi32(0x0c0c0808);
+    __m256 acc[R];
+    for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
+    for (size_t gi = 0; gi < q.groups; ++gi) {
+      const uint8_t* tile = block + gi * tile_bytes;
       __m256i p16[R];
       for (int t = 0; t < R; ++t) p16[t] = _mm256_setzero_si256();
-      for (size_t c = c0; c < c0 + 4; ++c) {
-        if (c % 2 == 0) PrefetchAhead(tile + 32 * c);
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
-        const __m256i lo = _mm256_and_si256(v, low4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      for (size_t c = 0; c < chunks; ++c) {
+        const uint8_t* chunk = tile + c * Q4S24X8Layout::kChunkBytes;
+        PrefetchAhead(chunk);
+        PrefetchAhead(chunk + 64);
+        __m256i codes[4], index[4];  // step t = 2s + h
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 32 * h));
+          codes[h] = _mm256_and_si256(v, low4);
+          codes[2 + h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        }
+        const __m256i pos = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 64));
+        index[0] = _mm256_add_epi8(_mm256_and_si256(pos, three), quad0);
+        index[1] = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(pos, 2), three), quad1);
+        index[2] = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(pos, 4), three), quad0);
+        index[3] = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(pos, 6), three), quad1);
         for (int t = 0; t < R; ++t) {
-          const int8_t* xg = xq + (i0 + static_cast<size_t>(t)) * kp + gi * g + 8 * c;
-          int32_t xa, xb;
-          std::memcpy(&xa, xg, 4);
-          std::memcpy(&xb, xg + 4, 4);
-          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
-          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+          const int8_t* xc = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + Q4S24X8Layout::kChunkElements * c;
+          for (int s = 0; s < 2; ++s) {
+            const __m256i xv =
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xc + 16 * s)));
+            for (int h = 0; h < 2; ++h) {
+              const __m256i xg = _mm256_shuffle_epi8(xv, index[2 * s + h]);
+              const __m256i d = _mm256_sub_epi16(_mm256_maddubs_epi16(codes[2 * s + h], xg),
+                                                 _mm256_maddubs_epi16(eight, xg));
+              p16[t] = _mm256_add_epi16(p16[t], d);
+            }
+          }
         }
       }
-      for (int t = 0; t < R; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones16));
+      for (int t = 0; t < R; ++t) {
+        const size_t i = i0 + static_cast<size_t>(t);
+        acc[t] = TileScaleAccumulate(_mm256_madd_epi16(p16[t], ones16), tile + Q4S24X8Layout::ScalesOffsetInTile(g),
+                                     q.xs[i * q.groups + gi], acc[t]);
+      }
     }
-    for (int t = 0; t < R; ++t) {
-      const size_t i = i0 + static_cast<size_t>(t);
-      acc[t] = TileI8Accumulate(isum[t], tile + code_bytes, a.symmetric, xsum[i * groups + gi], xs[i * groups + gi],
-                                acc[t]);
-    }
+    for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
   }
-  for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
-}
+};
 
 }  // namespace
 
 void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
-  const size_t g = a.group_size;
-  const size_t groups = Q4X8Layout::Groups(a.k, g);
-  const size_t kp = groups * g;
-  const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  Scratch<int8_t> xq(a.m * kp);
-  Scratch<float> xs(a.m * groups);
-  Scratch<int32_t> xsum(a.m * groups);
-  for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8Avx2(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
-  }
-  const size_t n_end = ColumnEnd(a);
-  for (size_t b = a.n_begin / 8; b < Q4X8Layout::Blocks(n_end); ++b) {
-    const uint8_t* block = w + b * groups * tile_bytes;
-    const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
-    float* yb = y + 8 * b;
-    size_t i = 0;
-    for (; i + 4 <= a.m; i += 4) Q4x8I8Rows<4>(a, xq.p, xs.p, xsum.p, kp, block, i, rows, yb);
-    for (; i < a.m; ++i) Q4x8I8Rows<1>(a, xq.p, xs.p, xsum.p, kp, block, i, rows, yb);
-  }
+  RunI8Tiles<Q4x8I8>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, a.symmetric));
+}
+
+void gemm_q4s24x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  RunI8Tiles<Q4S24x8I8>(a, x, w, y, Q4S24X8Layout::TileBytes(a.group_size));
 }
 
 }  // namespace slim

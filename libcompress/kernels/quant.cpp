@@ -96,15 +96,15 @@ void QuadCodes(const QuantizedMatrix& q, size_t r, size_t j, int8_t* out4) {
 }
 
 
-// The quads of both 2:4 layouts (Q4S24RowLayout, Q8S24RowLayout): index
-// nibbles at `io`, N rows of `quads` quads. PackQuads computes each quad's
-// canonical positions and hands its two kept codes to store(r, j, c0, c1);
-// UnpackQuads reads the positions, takes the two stored codes from
-// kept(r, j, &c0, &c1, &voff) (voff: the byte offset messages name), and
-// checks positions, canonical form and padding.
-template <typename Store>
-Status PackQuads(const QuantizedMatrix& q, const std::string& name, size_t quads, size_t io, uint8_t* out,
-                 Store store) {
+// The quads of the 2:4 layouts (Q4S24RowLayout, Q4S24X8Layout,
+// Q8S24RowLayout), N rows of `quads` quads each. PackQuads computes each
+// quad's canonical positions and hands them to put_pos(r, j, p0, p1), then its
+// two kept codes to store(r, j, c0, c1); UnpackQuads reads the positions from
+// get_pos(r, j, &p0, &p1, &poff) and the two stored codes from kept(r, j,
+// &c0, &c1, &voff) (poff, voff: the byte offsets messages name), and checks
+// positions, canonical form and padding.
+template <typename PutPos, typename Store>
+Status PackQuads(const QuantizedMatrix& q, const std::string& name, size_t quads, PutPos put_pos, Store store) {
   for (size_t r = 0; r < q.rows; ++r) {
     for (size_t j = 0; j < quads; ++j) {
       int8_t c[4];
@@ -114,23 +114,22 @@ Status PackQuads(const QuantizedMatrix& q, const std::string& name, size_t quads
         return InvalidInput("layout ", name, " stores 2 of every 4 codes; row ", r, ", columns ", 4 * j, "..",
                             4 * j + 3, " hold more than 2 nonzero codes");
       }
+      put_pos(r, j, p0, p1);
       store(r, j, c[p0], c[p1]);
-      out[io + r * quads / 2 + j / 2] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
     }
   }
   return Status::Ok();
 }
 
-template <typename Kept>
-Status UnpackQuads(const uint8_t* data, const std::string& name, size_t quads, size_t io, Kept kept,
-                   QuantizedMatrix* q) {
+template <typename GetPos, typename Kept>
+Status UnpackQuads(const std::string& name, size_t quads, GetPos get_pos, Kept kept, QuantizedMatrix* q) {
   const size_t k = q->cols;
   for (size_t r = 0; r < q->rows; ++r) {
     for (size_t j = 0; j < quads; ++j) {
-      const size_t ioff = io + r * quads / 2 + j / 2;
-      const int bits = (data[ioff] >> (4 * (j & 1))) & 0xf;
-      const int p0 = bits & 3, p1 = bits >> 2;
-      SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", ioff,
+      int p0 = 0, p1 = 0;
+      size_t poff = 0;
+      get_pos(r, j, &p0, &p1, &poff);
+      SLIM_CHECK_INPUT(p0 < p1, "layout ", name, ": quad ", j, " of row ", r, " at byte offset ", poff,
                        " keeps positions ", p0, " and ", p1, " (the first must be lower)");
       int8_t c[4] = {0, 0, 0, 0};
       size_t voff = 0;
@@ -152,6 +151,56 @@ Status UnpackQuads(const uint8_t* data, const std::string& name, size_t quads, s
   }
   return Status::Ok();
 }
+
+// Position nibbles of the row-major 2:4 layouts: N rows of quads/2 bytes at
+// `io`, quad 2i in the low 4 bits and 2i+1 in the high 4 (bits 0-1 the first
+// position, 2-3 the second).
+struct RowQuadIndex {
+  size_t io, quads;
+  size_t Offset(size_t r, size_t j) const { return io + r * quads / 2 + j / 2; }
+  void Put(uint8_t* out, size_t r, size_t j, int p0, int p1) const {
+    out[Offset(r, j)] |= static_cast<uint8_t>((p0 | (p1 << 2)) << (4 * (j & 1)));
+  }
+  void Get(const uint8_t* data, size_t r, size_t j, int* p0, int* p1, size_t* off) const {
+    *off = Offset(r, j);
+    const int bits = (data[*off] >> (4 * (j & 1))) & 0xf;
+    *p0 = bits & 3;
+    *p1 = bits >> 2;
+  }
+};
+
+// Q4S24X8Layout addressing: quad j of row r, kept code `slot`.
+struct S24X8Address {
+  size_t groups, g;
+  size_t Chunk(size_t r, size_t j) const {
+    const size_t quads_per_group = g / 4;
+    const size_t gi = j / quads_per_group, c = (j % quads_per_group) / 8;
+    return (r / 8 * groups + gi) * Q4S24X8Layout::TileBytes(g) + c * Q4S24X8Layout::kChunkBytes;
+  }
+  Q4S24X8Layout::Slot At(size_t r, size_t j, size_t slot) const {
+    return Q4S24X8Layout::SlotOf(r % 8, j % 8, slot);
+  }
+  void Put(uint8_t* out, size_t r, size_t j, int p0, int p1, int8_t c0, int8_t c1) const {
+    const size_t base = Chunk(r, j);
+    const int p[2] = {p0, p1};
+    const int8_t c[2] = {c0, c1};
+    for (size_t slot = 0; slot < 2; ++slot) {
+      const Q4S24X8Layout::Slot s = At(r, j, slot);
+      out[base + s.code_byte] |= static_cast<uint8_t>(Nibble(c[slot], true) << (s.high ? 4 : 0));
+      out[base + s.pos_byte] |= static_cast<uint8_t>(p[slot] << s.pos_shift);
+    }
+  }
+  // Position and code of one slot, with the byte offsets of each.
+  void Get(const uint8_t* data, size_t r, size_t j, size_t slot, int* pos, int8_t* code, size_t* poff,
+           size_t* voff) const {
+    const size_t base = Chunk(r, j);
+    const Q4S24X8Layout::Slot s = At(r, j, slot);
+    *poff = base + s.pos_byte;
+    *voff = base + s.code_byte;
+    *pos = (data[*poff] >> s.pos_shift) & 3;
+    *code = static_cast<int8_t>(CodeFromNibble(s.high ? data[*voff] >> 4 : data[*voff] & 0xf, true));
+  }
+};
 }  // namespace
 
 QuantizedMatrix EmptyQuantizedMatrix(const QuantScheme& scheme, size_t rows, size_t cols) {
@@ -201,6 +250,7 @@ std::string QuantLayout::Name() const {
   if (kind == QuantLayoutKind::kQ8S24Row) return "q8_s24_row";
   if (kind == QuantLayoutKind::kQ8BmRow) return "q8_bm_row";
   if (kind == QuantLayoutKind::kQ4S24Row) return StrCat("q4g", group_size, "_sym_s24_row");
+  if (kind == QuantLayoutKind::kQ4S24X8) return StrCat("q4g", group_size, "_sym_s24_x8");
   return StrCat("q4g", group_size, symmetric ? "_sym" : "_asym",
                 kind == QuantLayoutKind::kQ4Row ? "_row" : "_x8");
 }
@@ -219,6 +269,8 @@ size_t QuantLayout::PackedBytes(size_t rows, size_t cols, size_t nnz) const {
       return Q4X8Layout::Bytes(rows, cols, group_size, symmetric);
     case QuantLayoutKind::kQ4S24Row:
       return Q4S24RowLayout::Bytes(rows, cols, group_size);
+    case QuantLayoutKind::kQ4S24X8:
+      return Q4S24X8Layout::Bytes(rows, cols, group_size);
   }
   return 0;
 }
@@ -237,12 +289,14 @@ Expected<QuantLayout> ParseQuantLayout(std::string_view name) {
     }
   }
   return InvalidInput("unknown quantized layout '", std::string(name),
-                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_row, q8_s24_row, q8_bm_row)");
+                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_{row,x8}, q8_s24_row, q8_bm_row)");
 }
 
 std::vector<QuantLayout> AllSparseQuantLayouts() {
   std::vector<QuantLayout> out;
-  for (size_t g : {32, 64, 128}) out.push_back({QuantLayoutKind::kQ4S24Row, g, true});
+  for (QuantLayoutKind kind : {QuantLayoutKind::kQ4S24Row, QuantLayoutKind::kQ4S24X8}) {
+    for (size_t g : {32, 64, 128}) out.push_back({kind, g, true});
+  }
   out.push_back({QuantLayoutKind::kQ8S24Row, 0, true});
   out.push_back({QuantLayoutKind::kQ8BmRow, 0, true});
   return out;
@@ -281,7 +335,7 @@ Expected<size_t> ExpectedPackedBytes(const QuantLayout& layout, size_t rows, siz
 }
 
 bool CodesFitLayout(const QuantizedMatrix& q, const QuantLayout& layout) {
-  if (layout.kind != QuantLayoutKind::kQ4S24Row && layout.kind != QuantLayoutKind::kQ8S24Row) return true;
+  if (!Is24Layout(layout.kind)) return true;
   for (size_t r = 0; r < q.rows; ++r) {
     for (size_t j = 0; 4 * j < q.cols; ++j) {
       int8_t c[4];
@@ -338,11 +392,13 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
   }
   if (layout.kind == QuantLayoutKind::kQ8S24Row) {
     const size_t quads = Q8S24RowLayout::Quads(k);
-    SLIM_RETURN_IF_ERROR(PackQuads(q, layout.Name(), quads, Q8S24RowLayout::IndexOffset(n, k), out.data(),
-                                   [&](size_t r, size_t j, int8_t c0, int8_t c1) {
-                                     out[2 * (r * quads + j)] = static_cast<uint8_t>(c0);
-                                     out[2 * (r * quads + j) + 1] = static_cast<uint8_t>(c1);
-                                   }));
+    const RowQuadIndex index{Q8S24RowLayout::IndexOffset(n, k), quads};
+    SLIM_RETURN_IF_ERROR(PackQuads(
+        q, layout.Name(), quads, [&](size_t r, size_t j, int p0, int p1) { index.Put(out.data(), r, j, p0, p1); },
+        [&](size_t r, size_t j, int8_t c0, int8_t c1) {
+          out[2 * (r * quads + j)] = static_cast<uint8_t>(c0);
+          out[2 * (r * quads + j) + 1] = static_cast<uint8_t>(c1);
+        }));
     WriteRowScales(q, Q8S24RowLayout::ScalesOffset(n, k), out.data());
     return out;
   }
@@ -376,13 +432,41 @@ Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const Qua
   };
   if (layout.kind == QuantLayoutKind::kQ4S24Row) {
     const size_t quads = Q4S24RowLayout::Quads(k, g);
-    SLIM_RETURN_IF_ERROR(PackQuads(q, layout.Name(), quads, Q4S24RowLayout::IndexOffset(n, k, g), out.data(),
-                                   [&](size_t r, size_t j, int8_t c0, int8_t c1) {
-                                     out[r * quads + j] =
-                                         static_cast<uint8_t>(Nibble(c0, true) | (Nibble(c1, true) << 4));
-                                   }));
+    const RowQuadIndex index{Q4S24RowLayout::IndexOffset(n, k, g), quads};
+    SLIM_RETURN_IF_ERROR(PackQuads(
+        q, layout.Name(), quads, [&](size_t r, size_t j, int p0, int p1) { index.Put(out.data(), r, j, p0, p1); },
+        [&](size_t r, size_t j, int8_t c0, int8_t c1) {
+          out[r * quads + j] = static_cast<uint8_t>(Nibble(c0, true) | (Nibble(c1, true) << 4));
+        }));
     const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
     for (size_t i = 0; i < n * groups; ++i) PutU16(&out[so + 2 * i], FloatToHalf(q.scales[i]));
+    return out;
+  }
+  if (layout.kind == QuantLayoutKind::kQ4S24X8) {
+    const size_t quads = groups * g / 4;
+    const S24X8Address at{groups, g};
+    // The positions arrive before the codes of the same quad (PackQuads).
+    int pos[2] = {0, 1};
+    SLIM_RETURN_IF_ERROR(PackQuads(
+        q, layout.Name(), quads,
+        [&](size_t, size_t, int p0, int p1) {
+          pos[0] = p0;
+          pos[1] = p1;
+        },
+        [&](size_t r, size_t j, int8_t c0, int8_t c1) { at.Put(out.data(), r, j, pos[0], pos[1], c0, c1); }));
+    // Padded rows: every quad all-zero codes, canonical positions (0, 1).
+    for (size_t r = n; r < 8 * Q4S24X8Layout::Blocks(n); ++r) {
+      for (size_t j = 0; j < quads; ++j) at.Put(out.data(), r, j, 0, 1, 0, 0);
+    }
+    for (size_t b = 0; b < Q4S24X8Layout::Blocks(n); ++b) {
+      for (size_t gi = 0; gi < groups; ++gi) {
+        uint8_t* scales = &out[(b * groups + gi) * Q4S24X8Layout::TileBytes(g) + Q4S24X8Layout::ScalesOffsetInTile(g)];
+        for (size_t r = 0; r < 8; ++r) {
+          const size_t row = 8 * b + r;
+          PutU16(scales + 2 * r, row < n ? FloatToHalf(q.scales[row * groups + gi]) : 0);
+        }
+      }
+    }
     return out;
   }
   if (layout.kind == QuantLayoutKind::kQ4Row) {
@@ -463,8 +547,10 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     const size_t so = Q8S24RowLayout::ScalesOffset(n, k);
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, 2 * n * quads, io, name));
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
+    const RowQuadIndex index{io, quads};
     SLIM_RETURN_IF_ERROR(UnpackQuads(
-        data, name, quads, io,
+        name, quads,
+        [&](size_t r, size_t j, int* p0, int* p1, size_t* poff) { index.Get(data, r, j, p0, p1, poff); },
         [&](size_t r, size_t j, int8_t* c0, int8_t* c1, size_t* voff) -> Status {
           *voff = 2 * (r * quads + j);
           SLIM_ASSIGN_OR_RETURN(*c0, code8(*voff));
@@ -528,8 +614,10 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     const size_t so = Q4S24RowLayout::ScalesOffset(n, k, g);
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, n * quads, io, name));
     SLIM_RETURN_IF_ERROR(CheckZeroGap(data, io + n * quads / 2, so, name));
+    const RowQuadIndex index{io, quads};
     SLIM_RETURN_IF_ERROR(UnpackQuads(
-        data, name, quads, io,
+        name, quads,
+        [&](size_t r, size_t j, int* p0, int* p1, size_t* poff) { index.Get(data, r, j, p0, p1, poff); },
         [&](size_t r, size_t j, int8_t* c0, int8_t* c1, size_t* voff) -> Status {
           *voff = r * quads + j;
           *c0 = static_cast<int8_t>(CodeFromNibble(data[*voff] & 0xf, true));
@@ -540,6 +628,57 @@ Expected<QuantizedMatrix> UnpackQuantized(const uint8_t* data, size_t size,
     for (size_t i = 0; i < n * groups; ++i) {
       q.scales[i] = HalfToFloat(GetU16(&data[so + 2 * i]));
       SLIM_RETURN_IF_ERROR(CheckScale(q.scales[i], name, so + 2 * i, true));
+    }
+    return q;
+  }
+  if (layout.kind == QuantLayoutKind::kQ4S24X8) {
+    const size_t quads = groups * g / 4;
+    const S24X8Address at{groups, g};
+    // Both slots of a quad, read once (the position callback runs first).
+    int8_t codes[2] = {0, 0};
+    size_t code_off = 0;
+    SLIM_RETURN_IF_ERROR(UnpackQuads(
+        name, quads,
+        [&](size_t r, size_t j, int* p0, int* p1, size_t* poff) {
+          size_t poff1 = 0;
+          at.Get(data, r, j, 0, p0, &codes[0], poff, &code_off);
+          at.Get(data, r, j, 1, p1, &codes[1], &poff1, &code_off);
+        },
+        [&](size_t, size_t, int8_t* c0, int8_t* c1, size_t* voff) -> Status {
+          *c0 = codes[0];
+          *c1 = codes[1];
+          *voff = code_off;
+          return Status::Ok();
+        },
+        &q));
+    for (size_t r = n; r < 8 * Q4S24X8Layout::Blocks(n); ++r) {
+      for (size_t j = 0; j < quads; ++j) {
+        for (size_t slot = 0; slot < 2; ++slot) {
+          int pos = 0;
+          int8_t code = 0;
+          size_t poff = 0, voff = 0;
+          at.Get(data, r, j, slot, &pos, &code, &poff, &voff);
+          SLIM_CHECK_INPUT(code == 0 && pos == static_cast<int>(slot), "layout ", name, ": padded row ", r,
+                           " at byte offset ", code == 0 ? poff : voff,
+                           " must hold code 0 at positions 0 and 1 of every quad");
+        }
+      }
+    }
+    for (size_t b = 0; b < Q4S24X8Layout::Blocks(n); ++b) {
+      for (size_t gi = 0; gi < groups; ++gi) {
+        const size_t so = (b * groups + gi) * Q4S24X8Layout::TileBytes(g) + Q4S24X8Layout::ScalesOffsetInTile(g);
+        for (size_t r = 0; r < 8; ++r) {
+          const size_t row = 8 * b + r;
+          const float sc = HalfToFloat(GetU16(&data[so + 2 * r]));
+          SLIM_RETURN_IF_ERROR(CheckScale(sc, name, so + 2 * r, true));
+          if (row < n) {
+            q.scales[row * groups + gi] = sc;
+          } else {
+            SLIM_CHECK_INPUT(sc == 0.0f, "layout ", name, ": scale of padded row ", row, " at byte offset ",
+                             so + 2 * r, " is ", sc, ", expected 0");
+          }
+        }
+      }
     }
     return q;
   }

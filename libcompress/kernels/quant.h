@@ -171,6 +171,47 @@ struct Q4S24RowLayout {
   }
 };
 
+// "q4g{G}_sym_s24_x8": the codes of Q4S24RowLayout (same canonical form) in
+// 8-row tiles for the i8-dot kernels. N is padded to a multiple of 8 (padded
+// rows: all codes 0, positions (0, 1), scale 0), K to whole groups. Tile
+// (b, g), rows 8b..8b+7 and elements gG..gG+G-1, at (b * Groups + g) *
+// TileBytes, is G/32 chunks of kChunkBytes then the 8 rows' FP16 scales
+// (row 0 first). A chunk covers 32 elements = 8 quads per row:
+//   codes      64 bytes: byte 4 * (r + 8h) + i holds, in its low nibble, the
+//              kept code `i & 1` (0 = the lower position) of quad 2h + i/2
+//              and, in its high nibble, that of quad 4 + 2h + i/2 (u = q + 8;
+//              h = 0, 1; i = 0..3), so 32-bit lane r + 8h of the low
+//              nibbles is row r's 4 kept codes of elements 8h..8h+7;
+//   positions  32 bytes: bits 2t..2t+1 of byte 4r + i, t = 2s + h, are the
+//              position (0..3) in its quad of the code whose nibble is the
+//              low (s = 0) or high (s = 1) one of code byte 4 * (r + 8h) + i.
+// One vpermb (AVX-512 VBMI) or pshufb (AVX2) per 64 or 32 codes then picks
+// the activations each lane meets (docs/LAYOUTS.md). Same bits per weight as
+// the row layout: 3 + 16/G.
+struct Q4S24X8Layout {
+  static constexpr size_t kRowsPerBlock = 8;
+  static constexpr size_t kChunkElements = 32;
+  static constexpr size_t kChunkCodeBytes = 64;
+  static constexpr size_t kChunkBytes = 96;
+  static constexpr size_t Blocks(size_t n) { return CeilDiv(n, kRowsPerBlock); }
+  static constexpr size_t Groups(size_t k, size_t g) { return CeilDiv(k, g); }
+  static constexpr size_t ScalesOffsetInTile(size_t g) { return g / kChunkElements * kChunkBytes; }
+  static constexpr size_t TileBytes(size_t g) { return ScalesOffsetInTile(g) + 16; }
+  static constexpr size_t Bytes(size_t n, size_t k, size_t g) { return Blocks(n) * Groups(k, g) * TileBytes(g); }
+  // Where kept code `slot` (0 = lower position) of quad `qc` (0..7) of row
+  // `r` (0..7) of a chunk is stored, relative to the chunk.
+  struct Slot {
+    size_t code_byte;  // its nibble's byte
+    bool high;         // high nibble
+    size_t pos_byte;   // byte of its 2-bit position
+    int pos_shift;     // bit of its position in pos_byte
+  };
+  static constexpr Slot SlotOf(size_t r, size_t qc, size_t slot) {
+    const size_t s = qc / 4, h = (qc / 2) % 2, i = 2 * (qc % 2) + slot;
+    return {4 * (r + 8 * h) + i, s == 1, kChunkCodeBytes + 4 * r + i, static_cast<int>(2 * (2 * s + h))};
+  }
+};
+
 // "q8_s24_row": int8 codes of a 2:4-sparse matrix (quads as above). K is
 // padded to a multiple of 8 (padding elements are code 0), so a row has an
 // even number Quads of quads and whole index bytes. Three arrays:
@@ -218,6 +259,7 @@ enum class QuantLayoutKind : uint8_t {
   kQ4Row,     // "q4g{G}_{sym,asym}_row"
   kQ4X8,      // "q4g{G}_{sym,asym}_x8"
   kQ4S24Row,  // "q4g{G}_sym_s24_row" (2:4 sparse, symmetric only)
+  kQ4S24X8,   // "q4g{G}_sym_s24_x8" (2:4 sparse, symmetric, 8-row tiles)
   kQ8S24Row,  // "q8_s24_row" (2:4 sparse int8)
   kQ8BmRow,   // "q8_bm_row" (unstructured sparse int8: bitmask + nonzero codes)
 };
@@ -237,8 +279,8 @@ struct QuantLayout {
   size_t PackedBytes(size_t rows, size_t cols) const { return PackedBytes(rows, cols, rows * cols); }
   // Stores only the codes of a sparsity pattern (2:4 or bitmask layouts).
   bool IsSparse() const {
-    return kind == QuantLayoutKind::kQ4S24Row || kind == QuantLayoutKind::kQ8S24Row ||
-           kind == QuantLayoutKind::kQ8BmRow;
+    return kind == QuantLayoutKind::kQ4S24Row || kind == QuantLayoutKind::kQ4S24X8 ||
+           kind == QuantLayoutKind::kQ8S24Row || kind == QuantLayoutKind::kQ8BmRow;
   }
   // The quantization scheme whose codes this layout stores.
   QuantScheme Scheme() const;
@@ -263,6 +305,12 @@ double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols, 
 // the blob is too short to hold what the size depends on. Reads nothing else.
 Expected<size_t> ExpectedPackedBytes(const QuantLayout& layout, size_t rows, size_t cols, const uint8_t* data,
                                      size_t size);
+
+// The 2:4 layouts (at most two nonzero codes per quad).
+inline bool Is24Layout(QuantLayoutKind kind) {
+  return kind == QuantLayoutKind::kQ4S24Row || kind == QuantLayoutKind::kQ4S24X8 ||
+         kind == QuantLayoutKind::kQ8S24Row;
+}
 
 // Whether the codes of q fit the layout's sparsity pattern (always for dense
 // layouts; 2:4 layouts: at most two nonzero codes per quad).

@@ -65,16 +65,59 @@ inline __m256i TileZeros(const uint8_t* zeros4) {
   return _mm256_and_si256(shifted, _mm256_set1_epi32(0xf));
 }
 
-// The i8-dot step of one q4x8 tile for its 8 rows (gemm_q.h): corr = isum -
-// z * sum(xq), acc = fma((float)corr, s * xs, acc); `meta` points at the
-// tile's 8 FP16 scales (the zeros follow them for asym). Shared so that every
-// twin runs the same float operations as gemm_q4x8_i8_ref.
+// The float step of an i8-dot tile for its 8 rows: acc = fma((float)corr,
+// s * xs, acc), `scales` the tile's 8 FP16 scales. Shared so that every twin
+// runs the same float operations as the refs (gemm_q4x8_i8_ref,
+// gemm_q4s24x8_i8_ref).
+inline __m256 TileScaleAccumulate(__m256i corr, const uint8_t* scales, float xs, __m256 acc) {
+  const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_mul_ps(s, _mm256_set1_ps(xs)), acc);
+}
+
+// The i8-dot step of one q4x8 tile (gemm_q.h): corr = isum - z * sum(xq),
+// then TileScaleAccumulate; `meta` points at the tile's 8 FP16 scales (the
+// zeros follow them for asym).
 inline __m256 TileI8Accumulate(__m256i isum, const uint8_t* meta, bool symmetric, int32_t xsum, float xs,
                                __m256 acc) {
   const __m256i z32 = symmetric ? _mm256_set1_epi32(8) : TileZeros(meta + 16);
   const __m256i corr = _mm256_sub_epi32(isum, _mm256_mullo_epi32(z32, _mm256_set1_epi32(xsum)));
-  const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(meta)));
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_mul_ps(s, _mm256_set1_ps(xs)), acc);
+  return TileScaleAccumulate(corr, meta, xs, acc);
+}
+
+// The activations of one i8-dot kernel call, quantized per weight group
+// (gemm_q.h): xq [m, kp], xs and xsum [m, groups].
+struct QuantizedX {
+  const int8_t* xq;
+  const float* xs;
+  const int32_t* xsum;
+  size_t kp, groups;
+};
+
+// The driver every 8-row-tile i8-dot kernel shares: quantizes each X row
+// once, then for each block of 8 weight rows in the column range runs
+// Kernel::Rows<4> on X rows four at a time (prefill) and Kernel::Rows<1> on
+// the rest, as Rows<R>(args, q, block, i0, rows, y + 8 * block_index).
+template <typename Kernel>
+inline void RunI8Tiles(const QGemmArgs& a, const float* x, const uint8_t* w, float* y, size_t tile_bytes) {
+  const size_t g = a.group_size;
+  const size_t groups = (a.k + g - 1) / g;
+  const size_t kp = groups * g;
+  Scratch<int8_t> xq(a.m * kp);
+  Scratch<float> xs(a.m * groups);
+  Scratch<int32_t> xsum(a.m * groups);
+  for (size_t i = 0; i < a.m; ++i) {
+    QuantizeActivationsI8Avx2(x + i * a.k, a.k, g, xq.p + i * kp, xs.p + i * groups, xsum.p + i * groups);
+  }
+  const QuantizedX q{xq.p, xs.p, xsum.p, kp, groups};
+  const size_t n_end = ColumnEnd(a);
+  for (size_t b = a.n_begin / 8; b < (n_end + 7) / 8; ++b) {
+    const uint8_t* block = w + b * groups * tile_bytes;
+    const size_t rows = n_end - 8 * b < 8 ? n_end - 8 * b : 8;
+    float* yb = y + 8 * b;
+    size_t i = 0;
+    for (; i + 4 <= a.m; i += 4) Kernel::template Rows<4>(a, q, block, i, rows, yb);
+    for (; i < a.m; ++i) Kernel::template Rows<1>(a, q, block, i, rows, yb);
+  }
 }
 
 }  // namespace
