@@ -19,7 +19,7 @@ class SelectLayoutPass final : public Pass {
             EnumOption("int4_layout", "target", {"target", "row", "x8"},
                        "int4 layout family: the target profile's choice (x8 without --target), "
                        "row-major rows, or 8-row interleaved tiles (AVX2 / AVX-512 / NEON "
-                       "dot-product kernels)"),
+                       "dot-product kernels); 2:4 sparse weights go to the family's 2:4 layout"),
             EnumOption("int8_path", "f32-dequant-fma", {"f32-dequant-fma", "i8-dot"},
                        "compute path of int8 (q8_row) matmuls: float activations, or activations "
                        "rounded to int8 per 32 elements (faster where the float path is "
@@ -66,7 +66,11 @@ class SelectLayoutPass final : public Pass {
       auto from = ParseQuantLayout(r.layout);
       if (!from.ok()) return from.status().WithContext(StrCat(ctx.pass_name, ": ", n.Describe()));
       job.from = job.to = *from;
-      job.to.kind = want;
+      // 2:4 weights keep their sparsity: their families are
+      // q4g*_sym_s24_row and q4g*_sym_s24_x8.
+      const bool s24 = from->kind == QuantLayoutKind::kQ4S24Row || from->kind == QuantLayoutKind::kQ4S24X8;
+      job.to.kind = s24 ? (want == QuantLayoutKind::kQ4X8 ? QuantLayoutKind::kQ4S24X8 : QuantLayoutKind::kQ4S24Row)
+                        : want;
       r.requested = job.to.Name();
       r.actual = r.layout;
       r.group_size = static_cast<int64_t>(from->group_size);
@@ -87,12 +91,7 @@ class SelectLayoutPass final : public Pass {
           }
         }
       }
-      if (from->kind == QuantLayoutKind::kQ4S24Row) {
-        // The sparse layout has no interleaved twin; it is already smaller
-        // than any dense one.
-        job.to = job.from;
-        r.reason = "2:4 sparse layout kept (no interleaved 2:4 layout; 3.5 vs 4.5 bits per weight at group 32)";
-      } else if (!r.reason.empty()) {
+      if (!r.reason.empty()) {
         r.fallback = true;
       } else if (job.from == job.to) {
         r.reason = "already in the requested layout";
