@@ -171,6 +171,63 @@ TEST_CASE("prune then int4/int8 (with and without GPTQ): pruned weights dequanti
   }
 }
 
+TEST_CASE("prune 2:4 then int4 then select_layout: the x8 family takes q4g32_sym_s24_x8, the row family keeps "
+          "q4g32_sym_s24_row, same codes",
+          "[passes][prune][sparse]") {
+  const std::string head =
+      R"({"passes": [{"pass": "prune", "options": {"method": "magnitude", "pattern": "2:4"}}, )"
+      R"({"pass": "quantize_int4"}, {"pass": "select_layout", "options": {"int4_layout": ")";
+  auto x8 = LoadModel(kModel);
+  auto row = LoadModel(kModel);
+  REQUIRE(x8.ok());
+  REQUIRE(row.ok());
+  auto rx = RunRecipe(x8->graph, head + R"(x8"}}]})", nullptr);
+  auto rr = RunRecipe(row->graph, head + R"(row"}}]})", nullptr);
+  INFO(rx.status().message() << rr.status().message());
+  REQUIRE(rx.ok());
+  REQUIRE(rr.ok());
+  size_t checked = 0;
+  for (const TensorReport& t : rx->passes[2].tensors) {
+    if (!x8->graph.weight_masks.count(t.name)) continue;
+    ++checked;
+    INFO(t.name << ": " << t.reason);
+    CHECK(t.layout == "q4g32_sym_s24_x8");
+    const Tensor* a = x8->graph.FindInitializer(t.name);
+    const Tensor* b = row->graph.FindInitializer(t.name);
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    CHECK(t.bytes_after == a->nbytes());
+    const size_t n = static_cast<size_t>(a->dim(0)), k = static_cast<size_t>(a->dim(1));
+    auto la = ParseQuantLayout("q4g32_sym_s24_x8");
+    auto lb = ParseQuantLayout("q4g32_sym_s24_row");
+    auto qa = UnpackQuantized(a->data<uint8_t>(), a->nbytes(), *la, n, k);
+    auto qb = UnpackQuantized(b->data<uint8_t>(), b->nbytes(), *lb, n, k);
+    REQUIRE(qa.ok());
+    REQUIRE(qb.ok());
+    CHECK(qa->codes == qb->codes);
+    CHECK(qa->scales == qb->scales);
+    for (const Node& node : x8->graph.nodes) {
+      if (node.op_type == "MatMulQ" && node.Input(1) == t.name) CHECK(node.GetString("layout", "") == t.layout);
+    }
+  }
+  CHECK(checked == 28);
+  for (const TensorReport& t : rr->passes[2].tensors) {
+    if (row->graph.weight_masks.count(t.name)) CHECK(t.layout == "q4g32_sym_s24_row");
+  }
+  // The i8-dot path only adds activation rounding to the float path's
+  // result on the same codes.
+  auto a = DecoderSession::Create(*x8);
+  auto b = DecoderSession::Create(*row);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
+  REQUIRE(data.ok());
+  auto acc = CompareDecoders(**b, **a, *data, 2);
+  REQUIRE(acc.ok());
+  CHECK(acc->kl_mean < 1e-3);
+  CHECK(acc->top1_agreement > 0.97);
+}
+
 TEST_CASE("prune then int8: the smallest of q8_row, q8_s24_row and q8_bm_row per tensor, said in the report, "
           "the sparse layouts compute what q8_row does",
           "[passes][prune][sparse]") {
