@@ -35,26 +35,14 @@ constexpr DTypeAndName kDTypes[] = {
     {"BOOL", DType::kBool},
 };
 
-// Parses the JSON header. Duplicate top-level keys are legal JSON but make a
-// safetensors file ambiguous (nlohmann keeps the last one silently), so the
-// parse callback records them.
+// Parses the JSON header. ParseJsonText rejects duplicate keys: a tensor
+// named twice would make the file ambiguous.
 Status ParseHeader(const std::string& path, const uint8_t* begin, const uint8_t* end, json* out) {
-  std::string duplicate;
-  std::set<std::string> seen;
-  json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && parsed.is_string()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
-    }
-    return true;
-  };
   SLIM_ASSIGN_OR_RETURN(*out, ParseJsonText(std::string_view(reinterpret_cast<const char*>(begin),
                                                                static_cast<size_t>(end - begin)),
-                                              path + ": header", kHeaderLenBytes, cb));
+                                              path + ": header", kHeaderLenBytes));
   SLIM_CHECK_INPUT(out->is_object(), path, ": header at byte 8 is a JSON ", out->type_name(),
                    ", expected an object");
-  SLIM_CHECK_INPUT(duplicate.empty(), path, ": tensor name '", duplicate,
-                   "' appears twice in the header");
   return Status::Ok();
 }
 

@@ -540,7 +540,8 @@ Expected<Tokenizer> Tokenizer::FromJson(std::string_view tokenizer_json, std::st
   t.config_json = std::string(config_json);
   t.sha256 = Sha256Hex((t.tokenizer_json + t.config_json).data(), t.tokenizer_json.size() + t.config_json.size());
 
-  SLIM_ASSIGN_OR_RETURN(const json j, ParseJsonText(tokenizer_json, where));
+  // Duplicate keys: the last one wins, as in the reference (JSON.parse; serde maps).
+  SLIM_ASSIGN_OR_RETURN(const json j, ParseJsonText(tokenizer_json, where, 0, DuplicateKeys::kLastWins));
   SLIM_RETURN_IF_ERROR(CheckKeys(j, {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
                                      "post_processor", "decoder", "model"},
                                  where));
@@ -605,7 +606,7 @@ Expected<Tokenizer> Tokenizer::FromJson(std::string_view tokenizer_json, std::st
 
   if (!config_json.empty()) {
     const std::string cwhere = where + " (tokenizer_config.json)";
-    SLIM_ASSIGN_OR_RETURN(const json c, ParseJsonText(config_json, cwhere));
+    SLIM_ASSIGN_OR_RETURN(const json c, ParseJsonText(config_json, cwhere, 0, DuplicateKeys::kLastWins));
     SLIM_CHECK_INPUT(c.is_object(), cwhere, ": not a JSON object");
     if (c.contains("clean_up_tokenization_spaces") && c["clean_up_tokenization_spaces"].is_boolean())
       t.cleanup = c["clean_up_tokenization_spaces"].get<bool>();
