@@ -89,6 +89,41 @@ TEST_CASE("tokenize: one line of ids per input line, special tokens only on requ
   CHECK(r.out == "9707 1879\n");
 }
 
+TEST_CASE("tokenize --decode: ids back to text, per line, errors naming the line and column", "[tools][text]") {
+  const TempDir dir("detokenize");
+  const std::string gpt2 = kTokenizers + "gpt2/tokenizer.json";
+  slim_test::Result r = Slimpack("tokenize " + gpt2 + " --decode --text '15496 995'");
+  CHECK(r.code == 0);
+  CHECK(r.out == "Hello world\n");
+  // Spaces, commas and a JSON array's brackets all separate ids; an empty
+  // line is the empty text; <|endoftext|> (50256) is special.
+  WriteFile(dir / "ids.txt", "15496, 995\n\n[50256, 15496]\n");
+  nlohmann::json j = SlimpackJson("tokenize " + gpt2 + " --decode --file " + dir / "ids.txt");
+  CHECK(j["texts"] == nlohmann::json({"Hello world", "", "<|endoftext|>Hello"}));
+  j = SlimpackJson("tokenize " + gpt2 + " --decode --skip-special --file " + dir / "ids.txt");
+  CHECK(j["texts"][2] == "Hello");
+  // Round trip through the encoder on the held-out text.
+  WriteFile(dir / "text.txt", kText);
+  const nlohmann::json ids = SlimpackJson("tokenize " + gpt2 + " --file " + dir / "text.txt");
+  std::string id_lines;
+  for (const auto& line : ids["ids"]) id_lines += line.dump() + "\n";
+  WriteFile(dir / "text_ids.txt", id_lines);
+  const nlohmann::json back = SlimpackJson("tokenize " + gpt2 + " --decode --file " + dir / "text_ids.txt");
+  std::string joined;
+  for (const auto& t : back["texts"]) joined += t.get<std::string>() + "\n";
+  CHECK(joined == kText);
+
+  WriteFile(dir / "bad.txt", "15496\n15496 12x\n");
+  r = Slimpack("tokenize " + gpt2 + " --decode --file " + dir / "bad.txt");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("bad.txt:2: '12x' (column 7) is not a token id") != std::string::npos);
+  r = Slimpack("tokenize " + gpt2 + " --decode --text '15496 99999999'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("99999999") != std::string::npos);
+  CHECK(Slimpack("tokenize " + gpt2 + " --decode --add-special --text 1").code == 2);
+  CHECK(Slimpack("tokenize " + gpt2 + " --skip-special --text hi").code == 2);
+}
+
 TEST_CASE("text data errors name the file, the line and what is missing", "[tools][text]") {
   const TempDir dir("text_errors");
   WriteFile(dir / "a.txt", kText);
