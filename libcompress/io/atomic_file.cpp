@@ -172,7 +172,7 @@ Status AtomicFileWriter::Write(const void* data, size_t size) {
   if (size && std::fwrite(data, 1, size, f_) != size) {
     const int err = errno;
     Abandon();
-    return InvalidInput(path_, ": write failed at byte ", offset_, ": ", std::strerror(err));
+    return InvalidInput(path_, ": writing ", size, " bytes at byte ", offset_, " failed: ", std::strerror(err));
   }
   offset_ += size;
   return Status::Ok();
