@@ -49,11 +49,15 @@ calib_stories="--calib $root/models/stories260k/calib_tokens.json --calib-skip 6
 # int8 DequantizeLinear.
 p24i8='{"passes":[{"pass":"prune","options":{"method":"sparsegpt","pattern":"2:4"}},{"pass":"quantize_int8","options":{"gptq":true}}]}'
 echo "$p24i8" >"$work/p24i8.json"
+# prune24-int4 with the row layouts: the float path ONNX Runtime's
+# MatMulNBits computes (the default x8 2:4 layout runs i8-dot only).
+p24i4='{"passes":[{"pass":"prune","options":{"method":"sparsegpt","pattern":"2:4"}},{"pass":"quantize_int4","options":{"gptq":true}},{"pass":"select_layout","options":{"int4_layout":"row"}}]}'
+echo "$p24i4" >"$work/p24i4.json"
 
 # name model compile-args export-args
 configs=(
   "kjv-ffn25|kjv-byte|--recipe $work/ffn25.json $calib_kjv|"
-  "kjv-prune24-int4|kjv-byte|--preset prune24-int4 $calib_kjv|"
+  "kjv-prune24-int4|kjv-byte|--recipe $work/p24i4.json $calib_kjv|"
   "kjv-prune50-int8|kjv-byte|--preset prune50-int8 $calib_kjv|"
   "kjv-prune24-int8|kjv-byte|--recipe $work/p24i8.json $calib_kjv|"
   "kjv-heads50|kjv-byte|--recipe $work/heads50.json $calib_kjv|"

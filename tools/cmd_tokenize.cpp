@@ -39,8 +39,8 @@ Expected<std::vector<int64_t>> ParseIds(const std::string& line, const std::stri
     while (end < line.size() && !separator(line[end])) ++end;
     int64_t id = 0;
     const auto [ptr, ec] = std::from_chars(line.data() + i, line.data() + end, id);
-    SLIM_CHECK_INPUT(ec == std::errc() && ptr == line.data() + end, where, ": '", line.substr(i, end - i),
-                     "' (column ", i + 1, ") is not a token id");
+    SLIM_CHECK_INPUT(ec == std::errc() && ptr == line.data() + end && id >= 0, where, ": '",
+                     line.substr(i, end - i), "' (column ", i + 1, ") is not a token id");
     ids.push_back(id);
     i = end;
   }
@@ -87,9 +87,18 @@ Status RunTokenize(const TokenizeOptions& opt) {
     for (size_t l = 0; l < lines.size(); ++l) {
       const std::string where = opt.file.empty() ? std::string("--text") : StrCat(opt.file, ":", l + 1);
       SLIM_ASSIGN_OR_RETURN(const std::vector<int64_t> v, ParseIds(lines[l], where));
+      // Decode maps an unknown id to the unknown token where there is one;
+      // ids given by hand outside the vocabulary are a mistake.
+      for (int64_t id : v) {
+        SLIM_CHECK_INPUT(id < tok.vocab_size(), where, ": token id ", id, " is outside the vocabulary (",
+                         tok.vocab_size(), " ids)");
+      }
       auto text = tok.Decode(v, opt.skip_special);
       if (!text.ok()) return text.status().WithContext(where);
-      if (HumanOutput(opt.json)) std::printf("%s\n", text->c_str());
+      if (HumanOutput(opt.json)) {
+        std::fwrite(text->data(), 1, text->size(), stdout);  // byte-level text may hold NUL
+        std::fputc('\n', stdout);
+      }
       texts.push_back(*text);
     }
     return WriteJson(opt.json, nlohmann::json{{"texts", texts}});

@@ -57,6 +57,7 @@ inline Expected<nlohmann::json> ParseJsonText(std::string_view text, const std::
     if (event == Event::object_start) {
       open.push_back({{}, last_key});
     } else if (event == Event::object_end && !open.empty()) {
+      last_key = open.back().name;  // a sibling object opens under the same key
       open.pop_back();
     } else if (event == Event::key && !open.empty() && parsed.is_string()) {
       last_key = parsed.get_ref<const std::string&>();
@@ -70,7 +71,7 @@ inline Expected<nlohmann::json> ParseJsonText(std::string_view text, const std::
     return InvalidInput(where, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
   } catch (const Duplicate& d) {
     return InvalidInput(where, ": key '", d.key, "' appears twice in ",
-                        d.parent.empty() ? std::string("the top-level object") : "an object under '" + d.parent + "'");
+                        d.parent.empty() ? std::string("an object") : "an object under '" + d.parent + "'");
   } catch (const nlohmann::json::parse_error& e) {
     // e.byte is the 1-based position of the offending character.
     return InvalidInput(where, ": not valid JSON at byte ", base + (e.byte > 0 ? e.byte - 1 : 0), ": ", e.what());

@@ -17,11 +17,16 @@ TEST_CASE("json: a key twice in one object is an error naming it and its parent"
   auto top = ParseJsonText(R"({"a": 1, "b": 2, "a": 3})", "f.json");
   REQUIRE_FALSE(top.ok());
   CHECK(top.status().code() == StatusCode::kInvalidInput);
-  CHECK_THAT(top.status().message(), Contains("f.json: key 'a' appears twice in the top-level object"));
+  CHECK_THAT(top.status().message(), Contains("f.json: key 'a' appears twice in an object"));
 
   auto nested = ParseJsonText(R"({"passes": [{"pass": "x"}, {"pass": "y", "options": {"k": 1, "k": 2}}]})", "r.json");
   REQUIRE_FALSE(nested.ok());
   CHECK_THAT(nested.status().message(), Contains("key 'k' appears twice in an object under 'options'"));
+  // The second element of an array is under the array's key, not under the
+  // last key of the first element.
+  auto sibling = ParseJsonText(R"({"passes": [{"pass": "a"}, {"pass": "b", "pass": "c"}]})", "r.json");
+  REQUIRE_FALSE(sibling.ok());
+  CHECK_THAT(sibling.status().message(), Contains("key 'pass' appears twice in an object under 'passes'"));
 
   // The same key in sibling objects, or in an object and its child, is fine.
   auto ok = ParseJsonText(R"({"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}], "c": {"x": {"y": 1}, "y": 2}})", "f.json");

@@ -119,7 +119,11 @@ TEST_CASE("tokenize --decode: ids back to text, per line, errors naming the line
   CHECK(r.out.find("bad.txt:2: '12x' (column 7) is not a token id") != std::string::npos);
   r = Slimpack("tokenize " + gpt2 + " --decode --text '15496 99999999'");
   CHECK(r.code == 2);
-  CHECK(r.out.find("99999999") != std::string::npos);
+  CHECK(r.out.find("token id 99999999 is outside the vocabulary") != std::string::npos);
+  // Qwen2.5 has no unknown token either; a negative id is not an id.
+  r = Slimpack("tokenize " + kTokenizers + "qwen2_5 --decode --text '9707 -1'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("'-1' (column 6) is not a token id") != std::string::npos);
   CHECK(Slimpack("tokenize " + gpt2 + " --decode --add-special --text 1").code == 2);
   CHECK(Slimpack("tokenize " + gpt2 + " --skip-special --text hi").code == 2);
 }
