@@ -38,7 +38,7 @@ inline Expected<nlohmann::json> ParseJsonText(std::string_view text, const std::
                                               DuplicateKeys duplicates = DuplicateKeys::kReject) {
   struct TooDeep {};
   struct Duplicate {
-    std::string key, parent;
+    std::string key, where;
   };
   // One entry per open object: its keys so far, and the last key read
   // before it opened (the key it or its enclosing array is under; "" at
@@ -61,7 +61,11 @@ inline Expected<nlohmann::json> ParseJsonText(std::string_view text, const std::
       open.pop_back();
     } else if (event == Event::key && !open.empty() && parsed.is_string()) {
       last_key = parsed.get_ref<const std::string&>();
-      if (!open.back().keys.insert(last_key).second) throw Duplicate{last_key, open.back().name};
+      if (!open.back().keys.insert(last_key).second) {
+        throw Duplicate{last_key, depth == 1 ? "the top-level object"
+                                  : open.back().name.empty() ? "an object"
+                                                             : "an object under '" + open.back().name + "'"};
+      }
     }
     return true;
   };
@@ -70,8 +74,7 @@ inline Expected<nlohmann::json> ParseJsonText(std::string_view text, const std::
   } catch (const TooDeep&) {
     return InvalidInput(where, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
   } catch (const Duplicate& d) {
-    return InvalidInput(where, ": key '", d.key, "' appears twice in ",
-                        d.parent.empty() ? std::string("an object") : "an object under '" + d.parent + "'");
+    return InvalidInput(where, ": key '", d.key, "' appears twice in ", d.where);
   } catch (const nlohmann::json::parse_error& e) {
     // e.byte is the 1-based position of the offending character.
     return InvalidInput(where, ": not valid JSON at byte ", base + (e.byte > 0 ? e.byte - 1 : 0), ": ", e.what());

@@ -17,7 +17,10 @@ TEST_CASE("json: a key twice in one object is an error naming it and its parent"
   auto top = ParseJsonText(R"({"a": 1, "b": 2, "a": 3})", "f.json");
   REQUIRE_FALSE(top.ok());
   CHECK(top.status().code() == StatusCode::kInvalidInput);
-  CHECK_THAT(top.status().message(), Contains("f.json: key 'a' appears twice in an object"));
+  CHECK_THAT(top.status().message(), Contains("f.json: key 'a' appears twice in the top-level object"));
+  auto in_array = ParseJsonText(R"([{"a": 1}, {"b": 1, "b": 2}])", "f.json");
+  REQUIRE_FALSE(in_array.ok());
+  CHECK_THAT(in_array.status().message(), Contains("key 'b' appears twice in an object"));
 
   auto nested = ParseJsonText(R"({"passes": [{"pass": "x"}, {"pass": "y", "options": {"k": 1, "k": 2}}]})", "r.json");
   REQUIRE_FALSE(nested.ok());
