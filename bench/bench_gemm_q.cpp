@@ -1,6 +1,6 @@
 // Benchmarks of the quantized GEMV kernels (M = 1, one decoded token) on a
 // 1B-class decoder's FFN projection (K = 2048 inputs, N = 5632 outputs), for
-// every layout and compute path, reference against every SIMD table the host
+// every dense layout (int4 nl included) and compute path, reference against every SIMD table the host
 // runs (AVX2, AVX-512). Decode is
 // memory-bound, so the figure of merit is packed weight bytes read per
 // second (scales and zero points included). After the runs it prints the
@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
   for (const slim::QGemmKernels* t : slim::kQGemmTables) {
     if (slim::QGemmTableRuns(*t)) tables.push_back(t);
   }
-  for (const slim::QuantLayout& layout : slim::AllQuantLayouts()) {
+  std::vector<slim::QuantLayout> layouts = slim::AllQuantLayouts();
+  for (const slim::QuantLayout& l : slim::AllNlQuantLayouts()) layouts.push_back(l);
+  for (const slim::QuantLayout& layout : layouts) {
     for (slim::QComputePath path : {slim::QComputePath::kF32DequantFma, slim::QComputePath::kI8Dot}) {
       for (const slim::QGemmKernels* t : tables) {
         auto plan = slim::SelectQGemm(layout, path, *t);

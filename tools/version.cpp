@@ -55,6 +55,7 @@ std::string VersionText() {
   o << "kernels    (layout: default compute path -> kernel on this host)\n";
   std::vector<QuantLayout> layouts = AllQuantLayouts();
   for (const QuantLayout& l : AllSparseQuantLayouts()) layouts.push_back(l);
+  for (const QuantLayout& l : AllNlQuantLayouts()) layouts.push_back(l);
   std::set<std::string> seen;
   for (const QuantLayout& l : layouts) {
     if (!seen.insert(l.Name()).second) continue;

@@ -58,7 +58,8 @@ Expected<QComputePath> ParseQComputePath(std::string_view name) {
 }
 
 QComputePath DefaultComputePath(const QuantLayout& layout) {
-  return layout.kind == QuantLayoutKind::kQ4X8 || layout.kind == QuantLayoutKind::kQ4S24X8
+  return layout.kind == QuantLayoutKind::kQ4X8 || layout.kind == QuantLayoutKind::kQ4S24X8 ||
+                 layout.kind == QuantLayoutKind::kQ4NlX8
              ? QComputePath::kI8Dot
              : QComputePath::kF32DequantFma;
 }
@@ -178,7 +179,12 @@ void gemm_q4x8_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, flo
   }
 }
 
-void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+namespace {
+
+// q4x8 tiles on the i8-dot path: corr = sum(l * xq) per group, where l is
+// u - z for the uniform layouts and kNl4Levels[u] for nl (kNl).
+template <bool kNl>
+void Q4x8I8Ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
   const size_t groups = Q4X8Layout::Groups(a.k, g);
   const size_t kp = groups * g;
@@ -197,8 +203,11 @@ void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, floa
         const uint8_t* tile = w + (b * groups + gi) * tile_bytes;
         const int8_t* xg = &xq[i * kp + gi * g];
         int32_t isum = 0;
-        for (size_t e = 0; e < g; ++e) isum += TileNibble(tile, rb, e) * int32_t{xg[e]};
-        const int32_t corr = isum - TileZero(tile, g, a.symmetric, rb) * xsum[i * groups + gi];
+        for (size_t e = 0; e < g; ++e) {
+          const int u = TileNibble(tile, rb, e);
+          isum += (kNl ? kNl4Levels[u] : u) * int32_t{xg[e]};
+        }
+        const int32_t corr = kNl ? isum : isum - TileZero(tile, g, a.symmetric, rb) * xsum[i * groups + gi];
         const float sx = TileScale(tile, g, rb) * xs[i * groups + gi];
         acc = std::fma(static_cast<float>(corr), sx, acc);
       }
@@ -206,6 +215,12 @@ void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, floa
     }
   }
 }
+
+}  // namespace
+
+void gemm_q4x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) { Q4x8I8Ref<false>(a, x, w, y); }
+
+void gemm_q4nlx8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) { Q4x8I8Ref<true>(a, x, w, y); }
 
 void gemm_q4s24_row_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t g = a.group_size;
@@ -355,6 +370,9 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
     } else if (layout.kind == QuantLayoutKind::kQ4S24X8) {
       plan.fn = table.q4s24x8_i8;
       base = "q4s24x8_i8";
+    } else if (layout.kind == QuantLayoutKind::kQ4NlX8) {
+      plan.fn = table.q4nlx8_i8;
+      base = "q4nlx8_i8";
     } else if (layout.kind == QuantLayoutKind::kQ8Row) {
       plan.fn = table.q8_row_i8;
       base = "q8_row_i8";
@@ -366,6 +384,9 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
     if (layout.kind == QuantLayoutKind::kQ4S24X8) {
       return Unsupported("layout ", layout.Name(),
                          " has only the i8-dot path (its float twin is q4g*_sym_s24_row: select_layout int4_layout=row)");
+    }
+    if (layout.kind == QuantLayoutKind::kQ4NlX8) {
+      return Unsupported("layout ", layout.Name(), " has only the i8-dot path (int4 nl has no float kernel)");
     }
     switch (layout.kind) {
       case QuantLayoutKind::kQ8Row:
@@ -393,6 +414,7 @@ Expected<QGemmPlan> SelectQGemm(const QuantLayout& layout, QComputePath path,
         base = "q8bm_row_f32";
         break;
       case QuantLayoutKind::kQ4S24X8:
+      case QuantLayoutKind::kQ4NlX8:
         break;  // refused above
     }
   }

@@ -99,6 +99,10 @@ void gemm_q4s24_row_f32_ref(const QGemmArgs& args, const float* x, const uint8_t
 // in order. Twins are bit-identical; against q4s24_row_f32 on the same codes
 // it differs by X's rounding, as q4x8_i8 does from q4x8_f32.
 void gemm_q4s24x8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+// int4 nl in x8 tiles (q4g{G}_nl_x8), i8-dot: as q4x8_i8 with corr = sum of
+// kNl4Levels[u] * xq per group (exact int32, no zero-point term). Twins are
+// bit-identical.
+void gemm_q4nlx8_i8_ref(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 // 2:4 sparse int8 (q8_s24_row): sum over quads in order of x[first] * c0 +
 // x[second] * c1, then y = s * sum: bit-identical to gemm_q8_row_f32_ref on
 // the same codes (it adds the same products in the same order and skips
@@ -119,6 +123,7 @@ void gemm_q4x8_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w,
 void gemm_q4x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4s24x8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4nlx8_i8_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q8s24_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q8bm_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
@@ -128,6 +133,7 @@ void gemm_q8bm_row_f32_avx2(const QGemmArgs& args, const float* x, const uint8_t
 void gemm_q8_row_f32_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4x8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 void gemm_q4s24x8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
+void gemm_q4nlx8_i8_avx512(const QGemmArgs& args, const float* x, const uint8_t* w, float* y);
 
 struct QGemmKernels {
   const char* isa;  // "ref", "avx2" or "avx512"
@@ -138,6 +144,7 @@ struct QGemmKernels {
   QGemmFn q4x8_i8;
   QGemmFn q4s24_row_f32;
   QGemmFn q4s24x8_i8;
+  QGemmFn q4nlx8_i8;
   QGemmFn q8s24_row_f32;
   QGemmFn q8bm_row_f32;
 };
@@ -145,18 +152,18 @@ struct QGemmKernels {
 inline constexpr QGemmKernels kQGemmKernelsRef = {
     "ref",                  gemm_q8_row_f32_ref,    gemm_q8_row_i8_ref,     gemm_q4_row_f32_ref,
     gemm_q4x8_f32_ref,      gemm_q4x8_i8_ref,       gemm_q4s24_row_f32_ref, gemm_q4s24x8_i8_ref,
-    gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
+    gemm_q4nlx8_i8_ref,     gemm_q8s24_row_f32_ref, gemm_q8bm_row_f32_ref};
 inline constexpr QGemmKernels kQGemmKernelsAvx2 = {
     "avx2",                  gemm_q8_row_f32_avx2,    gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2,
     gemm_q4x8_f32_avx2,      gemm_q4x8_i8_avx2,       gemm_q4s24_row_f32_avx2, gemm_q4s24x8_i8_avx2,
-    gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+    gemm_q4nlx8_i8_avx2,     gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
 // 512-bit kernels exist for the default packings' paths (int4 x8 i8-dot,
 // dense and 2:4; int8 f32); the other entries reuse their AVX2 twins.
 inline constexpr QGemmKernels kQGemmKernelsAvx512 = {
     "avx512",                gemm_q8_row_f32_avx512,  gemm_q8_row_i8_avx2,     gemm_q4_row_f32_avx2,
     gemm_q4x8_f32_avx2,      gemm_q4x8_i8_avx512,     gemm_q4s24_row_f32_avx2, gemm_q4s24x8_i8_avx512,
-    gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
+    gemm_q4nlx8_i8_avx512,   gemm_q8s24_row_f32_avx2, gemm_q8bm_row_f32_avx2};
 
 // Every table of this build, lowest first, and whether this host (as capped
 // by SLIMPACK_ISA, cpu_features.h) runs it; tests check every table that runs.

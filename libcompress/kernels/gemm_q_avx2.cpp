@@ -529,6 +529,11 @@ namespace {
 // all R X rows (prefill runs R = 4: TinyLlama-shape prefill on one core
 // 13.8 -> 15.6 tokens/s, R = 2 gave nothing; decode has R = 1). Each X row's
 // arithmetic is the same for any R.
+//
+// kNl (q4g*_nl_x8): vpshufb maps each nibble to its signed level l; the
+// products |l| * (xq * sign(l)) (vpsignb, vpmaddubsw) are at most 2 * 127 *
+// 127 = 32258 per int16 lane, so each goes to int32 at once.
+template <bool kNl>
 struct Q4x8I8 {
   template <int R>
   static void Rows(const QGemmArgs& a, const QuantizedX& q, const uint8_t* block, size_t i0, size_t rows,
@@ -538,6 +543,8 @@ struct Q4x8I8 {
     const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
     const __m256i low4 = _mm256_set1_epi8(0xf);
     const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i levels = kNl ? _mm256_broadcastsi128_si256(NlLevelBytes(0))
+                               : _mm256_setzero_si256();
     __m256 acc[R];
     for (int t = 0; t < R; ++t) acc[t] = _mm256_setzero_ps();
     for (size_t gi = 0; gi < q.groups; ++gi) {
@@ -554,21 +561,32 @@ struct Q4x8I8 {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * c));
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+          const __m256i llo = _mm256_shuffle_epi8(levels, lo), lhi = _mm256_shuffle_epi8(levels, hi);
           for (int t = 0; t < R; ++t) {
             const int8_t* xg = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + 8 * c;
             int32_t xa, xb;
             std::memcpy(&xa, xg, 4);
             std::memcpy(&xb, xg + 4, 4);
-            p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
-            p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+            if (kNl) {
+              const __m256i pa = _mm256_maddubs_epi16(_mm256_abs_epi8(llo), _mm256_sign_epi8(_mm256_set1_epi32(xa), llo));
+              const __m256i pb = _mm256_maddubs_epi16(_mm256_abs_epi8(lhi), _mm256_sign_epi8(_mm256_set1_epi32(xb), lhi));
+              isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(pa, ones16),
+                                                                   _mm256_madd_epi16(pb, ones16)));
+            } else {
+              p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xa)));
+              p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xb)));
+            }
           }
         }
-        for (int t = 0; t < R; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones16));
+        if (!kNl) {
+          for (int t = 0; t < R; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p16[t], ones16));
+        }
       }
       for (int t = 0; t < R; ++t) {
         const size_t i = i0 + static_cast<size_t>(t);
-        acc[t] = TileI8Accumulate(isum[t], tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
-                                  q.xs[i * q.groups + gi], acc[t]);
+        acc[t] = kNl ? TileScaleAccumulate(isum[t], tile + code_bytes, q.xs[i * q.groups + gi], acc[t])
+                     : TileI8Accumulate(isum[t], tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
+                                        q.xs[i * q.groups + gi], acc[t]);
       }
     }
     for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
@@ -647,7 +665,11 @@ struct Q4S24x8I8 {
 }  // namespace
 
 void gemm_q4x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
-  RunI8Tiles<Q4x8I8>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, a.symmetric));
+  RunI8Tiles<Q4x8I8<false>>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, a.symmetric));
+}
+
+void gemm_q4nlx8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  RunI8Tiles<Q4x8I8<true>>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, true));
 }
 
 void gemm_q4s24x8_i8_avx2(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {

@@ -128,6 +128,10 @@ namespace {
 // nibbles are split once and used by all R X rows (prefill: R = 4 amortises
 // the split and the tile loads; decode has R = 1). Each X row's arithmetic
 // is the same for any R.
+// kNl (q4g*_nl_x8): one vpshufb maps each nibble to its level + 128 (1..241,
+// unsigned as vpdpbusd needs), and corr = isum - 128 * sum(xq) removes the
+// offset exactly.
+template <bool kNl>
 struct Q4x8I8 {
   template <int R>
   static void Rows(const QGemmArgs& a, const QuantizedX& q, const uint8_t* block, size_t i0, size_t rows,
@@ -136,6 +140,7 @@ struct Q4x8I8 {
     const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
     const size_t code_bytes = Q4X8Layout::CodeBytesPerTile(g);
     const __m512i low4 = _mm512_set1_epi8(0xf);
+    const __m512i levels = kNl ? _mm512_broadcast_i32x4(NlLevelBytes(128)) : _mm512_setzero_si512();
     // From the 16 activations 8c..8c+15, the four each half of a load meets.
     const __m512i pick_lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pick_hi = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
@@ -150,8 +155,12 @@ struct Q4x8I8 {
       for (size_t c = 0; c < g / 8; c += 2) {
         PrefetchAhead(tile + 32 * c);
         const __m512i v = _mm512_loadu_si512(tile + 32 * c);
-        const __m512i lo = _mm512_and_si512(v, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        __m512i lo = _mm512_and_si512(v, low4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        if (kNl) {
+          lo = _mm512_shuffle_epi8(levels, lo);
+          hi = _mm512_shuffle_epi8(levels, hi);
+        }
         for (int t = 0; t < R; ++t) {
           const int8_t* xg = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + 8 * c;
           const __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xg)));
@@ -163,8 +172,13 @@ struct Q4x8I8 {
         const size_t i = i0 + static_cast<size_t>(t);
         const __m512i sum = _mm512_add_epi32(s0[t], s1[t]);
         const __m256i isum = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-        acc[t] = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
-                                  q.xs[i * q.groups + gi], acc[t]);
+        if (kNl) {
+          const __m256i corr = _mm256_sub_epi32(isum, _mm256_set1_epi32(128 * q.xsum[i * q.groups + gi]));
+          acc[t] = TileScaleAccumulate(corr, tile + code_bytes, q.xs[i * q.groups + gi], acc[t]);
+        } else {
+          acc[t] = TileI8Accumulate(isum, tile + code_bytes, a.symmetric, q.xsum[i * q.groups + gi],
+                                    q.xs[i * q.groups + gi], acc[t]);
+        }
       }
     }
     for (int t = 0; t < R; ++t) StoreRows(acc[t], rows, y + (i0 + static_cast<size_t>(t)) * a.n);
@@ -259,7 +273,11 @@ struct Q4S24x8I8 {
 }  // namespace
 
 void gemm_q4x8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
-  RunI8Tiles<Q4x8I8>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, a.symmetric));
+  RunI8Tiles<Q4x8I8<false>>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, a.symmetric));
+}
+
+void gemm_q4nlx8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
+  RunI8Tiles<Q4x8I8<true>>(a, x, w, y, Q4X8Layout::TileBytes(a.group_size, true));
 }
 
 void gemm_q4s24x8_i8_avx512(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {

@@ -224,11 +224,13 @@ QuantCodeRange CodeRangeOf(const QuantScheme& s) {
 Status ValidateQuantScheme(const QuantScheme& s) {
   if (s.bits == 8) {
     SLIM_CHECK_INPUT(s.symmetric, "int8 quantization is symmetric per row; asymmetric was requested");
+    SLIM_CHECK_INPUT(!s.nl, "nl levels are an int4 scheme; int8 with nl was requested");
     return Status::Ok();
   }
   SLIM_CHECK_INPUT(s.bits == 4, "quantization bits must be 4 or 8, got ", s.bits);
   SLIM_CHECK_INPUT(s.group_size == 32 || s.group_size == 64 || s.group_size == 128,
                    "int4 group_size must be 32, 64 or 128, got ", s.group_size);
+  SLIM_CHECK_INPUT(!s.nl || s.symmetric, "int4 nl levels have no zero point; asymmetric nl was requested");
   return Status::Ok();
 }
 
@@ -237,7 +239,7 @@ void DequantizeMatrix(const QuantizedMatrix& q, float* out) {
     for (size_t k = 0; k < q.cols; ++k) {
       const size_t idx = r * q.groups_per_row + k / q.group_size;
       out[r * q.cols + k] =
-          q.scales[idx] * static_cast<float>(q.codes[r * q.cols + k] - ZeroOf(q, idx));
+          q.scales[idx] * static_cast<float>(CodeLevel(q.scheme, q.codes[r * q.cols + k], ZeroOf(q, idx)));
     }
   }
 }
@@ -251,6 +253,7 @@ std::string QuantLayout::Name() const {
   if (kind == QuantLayoutKind::kQ8BmRow) return "q8_bm_row";
   if (kind == QuantLayoutKind::kQ4S24Row) return StrCat("q4g", group_size, "_sym_s24_row");
   if (kind == QuantLayoutKind::kQ4S24X8) return StrCat("q4g", group_size, "_sym_s24_x8");
+  if (kind == QuantLayoutKind::kQ4NlX8) return StrCat("q4g", group_size, "_nl_x8");
   return StrCat("q4g", group_size, symmetric ? "_sym" : "_asym",
                 kind == QuantLayoutKind::kQ4Row ? "_row" : "_x8");
 }
@@ -267,6 +270,8 @@ size_t QuantLayout::PackedBytes(size_t rows, size_t cols, size_t nnz) const {
       return Q4RowLayout::Bytes(rows, cols, group_size, symmetric);
     case QuantLayoutKind::kQ4X8:
       return Q4X8Layout::Bytes(rows, cols, group_size, symmetric);
+    case QuantLayoutKind::kQ4NlX8:
+      return Q4X8Layout::Bytes(rows, cols, group_size, true);
     case QuantLayoutKind::kQ4S24Row:
       return Q4S24RowLayout::Bytes(rows, cols, group_size);
     case QuantLayoutKind::kQ4S24X8:
@@ -279,17 +284,18 @@ QuantScheme QuantLayout::Scheme() const {
   if (kind == QuantLayoutKind::kQ8Row || kind == QuantLayoutKind::kQ8S24Row || kind == QuantLayoutKind::kQ8BmRow) {
     return QuantScheme{8, 0, true};
   }
+  if (kind == QuantLayoutKind::kQ4NlX8) return QuantScheme{4, group_size, true, true};
   return QuantScheme{4, group_size, symmetric};
 }
 
 Expected<QuantLayout> ParseQuantLayout(std::string_view name) {
-  for (const auto& list : {AllQuantLayouts(), AllSparseQuantLayouts()}) {
+  for (const auto& list : {AllQuantLayouts(), AllSparseQuantLayouts(), AllNlQuantLayouts()}) {
     for (const QuantLayout& l : list) {
       if (l.Name() == name) return l;
     }
   }
   return InvalidInput("unknown quantized layout '", std::string(name),
-                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_{row,x8}, q8_s24_row, q8_bm_row)");
+                      "' (known: q8_row, q4g{32,64,128}_{sym,asym}_{row,x8}, q4g{32,64,128}_sym_s24_{row,x8}, q4g{32,64,128}_nl_x8, q8_s24_row, q8_bm_row)");
 }
 
 std::vector<QuantLayout> AllSparseQuantLayouts() {
@@ -299,6 +305,12 @@ std::vector<QuantLayout> AllSparseQuantLayouts() {
   }
   out.push_back({QuantLayoutKind::kQ8S24Row, 0, true});
   out.push_back({QuantLayoutKind::kQ8BmRow, 0, true});
+  return out;
+}
+
+std::vector<QuantLayout> AllNlQuantLayouts() {
+  std::vector<QuantLayout> out;
+  for (size_t g : {32, 64, 128}) out.push_back({QuantLayoutKind::kQ4NlX8, g, true});
   return out;
 }
 
@@ -356,10 +368,10 @@ size_t NonzeroCodes(const QuantizedMatrix& q) {
 
 Expected<std::vector<uint8_t>> PackQuantized(const QuantizedMatrix& q, const QuantLayout& layout) {
   const QuantScheme ls = layout.Scheme();
-  SLIM_CHECK_INPUT(q.scheme.bits == ls.bits && (ls.bits == 8 || (q.scheme.group_size == ls.group_size &&
-                                                                 q.scheme.symmetric == ls.symmetric)),
-                   "layout ", layout.Name(), " cannot store codes of scheme int", q.scheme.bits,
-                   " group ", q.scheme.group_size, q.scheme.symmetric ? " symmetric" : " asymmetric");
+  SLIM_CHECK_INPUT(q.scheme.bits == ls.bits && q.scheme.nl == ls.nl &&
+                       (ls.bits == 8 || (q.scheme.group_size == ls.group_size && q.scheme.symmetric == ls.symmetric)),
+                   "layout ", layout.Name(), " cannot store codes of scheme int", q.scheme.bits, " group ",
+                   q.scheme.group_size, q.scheme.nl ? " nl" : q.scheme.symmetric ? " symmetric" : " asymmetric");
   const size_t n = q.rows, k = q.cols;
   SLIM_CHECK_INPUT(q.codes.size() == n * k && q.scales.size() == n * q.groups_per_row &&
                        q.zeros.size() == (ls.bits == 4 && !ls.symmetric ? n * q.groups_per_row : 0),

@@ -11,6 +11,9 @@
 //                       the scale may be negative, so either side of a group
 //                       can reach code -8 (all 16 codes in use).
 //   int4 asymmetric:    q in [0, 15], integer zero in [0, 15] per group.
+//   int4 nl:            q in [-8, 7] picks one of 16 non-uniform levels,
+//                       w' = scale * (float)kNl4Levels[q + 8], one scale per
+//                       group as int4 symmetric (which it is otherwise).
 // int4 scales are FP16 values: the scale is rounded to FP16 *before* the codes
 // are chosen, so what is stored dequantizes exactly to what was measured. A
 // last group shorter than group_size (K % group_size != 0) is quantized from
@@ -31,7 +34,19 @@ struct QuantScheme {
   int bits = 4;            // 8: per-row int8; 4: group-wise int4
   size_t group_size = 32;  // int4 only: 32, 64 or 128 elements along K
   bool symmetric = true;   // int8 must be symmetric
+  bool nl = false;         // int4 symmetric only: the non-uniform levels below
 };
+
+// The 16 levels of int4 nl, ascending: those of llama.cpp's IQ4_NL (a fixed
+// non-uniform grid, denser near 0 where trained weights are; Iwan Kawrakow,
+// llama.cpp PR 5590). int8 values, so the i8-dot kernels multiply them
+// exactly. There is no level 0: a weight of exactly 0 dequantizes to scale
+// * 1, so masked (pruned) weights cannot use nl.
+inline constexpr int8_t kNl4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
+
+// The integer level of code q: q - zero for the uniform schemes.
+inline int CodeLevel(const QuantScheme& s, int q, int zero) { return s.nl ? kNl4Levels[q + 8] : q - zero; }
 
 // Reconstruction error of one matrix against the FP32 weights it came from.
 struct QuantErrorStats {
@@ -260,6 +275,7 @@ enum class QuantLayoutKind : uint8_t {
   kQ4X8,      // "q4g{G}_{sym,asym}_x8"
   kQ4S24Row,  // "q4g{G}_sym_s24_row" (2:4 sparse, symmetric only)
   kQ4S24X8,   // "q4g{G}_sym_s24_x8" (2:4 sparse, symmetric, 8-row tiles)
+  kQ4NlX8,    // "q4g{G}_nl_x8" (int4 nl levels; the bytes of q4g{G}_sym_x8)
   kQ8S24Row,  // "q8_s24_row" (2:4 sparse int8)
   kQ8BmRow,   // "q8_bm_row" (unstructured sparse int8: bitmask + nonzero codes)
 };
@@ -295,6 +311,8 @@ Expected<QuantLayout> ParseQuantLayout(std::string_view name);
 std::vector<QuantLayout> AllQuantLayouts();
 // The sparse layouts: they take only codes of their sparsity pattern.
 std::vector<QuantLayout> AllSparseQuantLayouts();
+// The layouts of int4 nl codes (QuantScheme::nl).
+std::vector<QuantLayout> AllNlQuantLayouts();
 // Packed bits per weight, scales and zero points included (at nnz nonzero
 // codes for q8_bm_row).
 double PackedBitsPerWeight(const QuantLayout& layout, size_t rows, size_t cols);

@@ -84,6 +84,13 @@ inline __m256 TileI8Accumulate(__m256i isum, const uint8_t* meta, bool symmetric
   return TileScaleAccumulate(corr, meta, xs, acc);
 }
 
+// int4 nl levels (kNl4Levels) + `offset`, as bytes for vpshufb lookups.
+inline __m128i NlLevelBytes(int offset) {
+  alignas(16) uint8_t t[16];
+  for (int i = 0; i < 16; ++i) t[i] = static_cast<uint8_t>(kNl4Levels[i] + offset);
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+}
+
 // The activations of one i8-dot kernel call, quantized per weight group
 // (gemm_q.h): xq [m, kp], xs and xsum [m, groups].
 struct QuantizedX {

@@ -108,6 +108,101 @@ SLIM_CLONED_OBJECTIVE float PlainGroupError(const float* w, size_t n, float scal
   return GroupErrorFast<false>(w, nullptr, n, scale, qlo, qhi);
 }
 
+// int4 nl: the code of t = w / scale is the nearest level's, found by
+// counting the midpoints between levels below t (15 compares, no branch, so
+// the objective below vectorizes; a tie goes to the lower level).
+constexpr float NlMid(int j) { return 0.5f * static_cast<float>(kNl4Levels[j] + kNl4Levels[j + 1]); }
+inline int NlCode(float t) {
+  int c = 0;
+  for (int j = 0; j < 15; ++j) c += t > NlMid(j);
+  return c - 8;
+}
+
+// The search's objective for nl, as GroupErrorFast's (8 partial sums in
+// float, the same bits in both clones).
+template <bool kWeighted>
+float NlGroupErrorFast(const float* w, const float* a, size_t n, float scale) {
+  const float inv = 1.0f / scale;
+  float acc[8] = {};
+  for (size_t i = 0; i < n; ++i) {
+    const float d = w[i] - scale * static_cast<float>(kNl4Levels[NlCode(w[i] * inv) + 8]);
+    acc[i % 8] += (kWeighted ? a[i] : 1.0f) * d * d;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+SLIM_CLONED_OBJECTIVE float WeightedNlGroupError(const float* w, const float* a, size_t n, float scale) {
+  return NlGroupErrorFast<true>(w, a, n, scale);
+}
+SLIM_CLONED_OBJECTIVE float PlainNlGroupError(const float* w, size_t n, float scale) {
+  return NlGroupErrorFast<false>(w, nullptr, n, scale);
+}
+
+// The nl objective in double, to settle the search against RTN.
+double NlGroupError(const float* w, const float* a, size_t n, float scale) {
+  const float inv = 1.0f / scale;
+  double err = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(w[i]) -
+                     static_cast<double>(scale * static_cast<float>(kNl4Levels[NlCode(w[i] * inv) + 8]));
+    err += static_cast<double>(Importance(a, i)) * d * d;
+  }
+  return err;
+}
+
+void TryNlCandidate(const float* w, const float* a, size_t n, float scale, GroupFit* best) {
+  if (!std::isfinite(scale) || scale == 0.0f) return;
+  const double err = a ? WeightedNlGroupError(w, a, n, scale) : PlainNlGroupError(w, n, scale);
+  if (err < best->err) *best = {scale, 0, err};
+}
+
+// One nl group. Candidates put the group's extreme weight e (largest |w|,
+// with its sign) at r times either end of the levels: scale = r * e / -127
+// or r * e / 113 for r = 1 .. 0.5 (clip_steps + 1 ratios; the levels are
+// lopsided, so both ends are tried), then least-squares refinement with the
+// codes fixed, scale = sum(a w l) / sum(a l^2), kept while it improves.
+void QuantizeNlGroup(const float* w, const float* a, size_t n, const QuantOptions& opt, int8_t* codes,
+                     float* scale_out) {
+  const CodeRange cr{-8, 7, true};
+  float e = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::fabs(w[i]) > std::fabs(e)) e = w[i];
+  }
+  GroupFit best, rtn;
+  best.err = INFINITY;
+  if (e != 0.0f) {
+    const int steps = opt.search ? opt.clip_steps : 0;
+    for (int i = 0; i <= steps; ++i) {
+      const float r = steps > 0 ? 1.0f - 0.5f * static_cast<float>(i) / static_cast<float>(steps) : 1.0f;
+      TryNlCandidate(w, a, n, StoreScale(r * e / static_cast<float>(kNl4Levels[0]), cr, false), &best);
+      if (i == 0) rtn = best;  // RTN: the extreme at level -127
+      if (opt.search) TryNlCandidate(w, a, n, StoreScale(r * e / static_cast<float>(kNl4Levels[15]), cr, false), &best);
+    }
+    for (int it = 0; opt.search && it < opt.refine_iters && std::isfinite(best.err); ++it) {
+      const float inv = 1.0f / best.scale;
+      double sawl = 0, sall = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double l = kNl4Levels[NlCode(w[i] * inv) + 8];
+        sawl += Importance(a, i) * w[i] * l;
+        sall += Importance(a, i) * l * l;
+      }
+      if (!(sall > 0)) break;
+      const double before = best.err;
+      TryNlCandidate(w, a, n, StoreScale(static_cast<float>(sawl / sall), cr, false), &best);
+      if (!(best.err < before)) break;
+    }
+    // As for the uniform search: never worse than RTN, decided in double.
+    if (opt.search && std::isfinite(rtn.err) &&
+        NlGroupError(w, a, n, rtn.scale) <= NlGroupError(w, a, n, best.scale)) {
+      best = rtn;
+    }
+  }
+  if (!std::isfinite(best.err)) best = GroupFit{};  // all zero, or every candidate underflowed FP16
+  *scale_out = best.scale;
+  const float inv = best.scale != 0.0f ? 1.0f / best.scale : 0.0f;
+  // An all-zero group (scale 0) takes the code of level 1, the smallest.
+  for (size_t i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(NlCode(w[i] * inv));
+}
+
 void TryCandidate(const float* w, const float* a, size_t n, float scale, int zero,
                   const CodeRange& cr, GroupFit* best) {
   // FP16 underflow/overflow; a negative scale only where the code range is
@@ -168,6 +263,7 @@ void Refine(const float* w, const float* a, size_t n, const CodeRange& cr, bool 
 // Fits one group (n <= group_size real elements) and writes its codes.
 void QuantizeDenseGroup(const float* w, const float* a, size_t n, const QuantOptions& opt,
                         const CodeRange& cr, int8_t* codes, float* scale_out, uint8_t* zero_out) {
+  if (opt.scheme.nl) return QuantizeNlGroup(w, a, n, opt, codes, scale_out);
   const bool symmetric = opt.scheme.symmetric;
   float lo = 0.0f, hi = 0.0f;  // range widened to contain 0
   for (size_t i = 0; i < n; ++i) {
@@ -299,9 +395,14 @@ void QuantizeGptq(const float* w, const QuantOptions& opt, const CodeRange& cr, 
         const float scale = q->scales[idx];
         const int zero = q->zeros.empty() ? 0 : q->zeros[idx];
         const bool pruned = opt.keep && !opt.keep[r * cols + i];
-        const int code = scale != 0.0f && !pruned ? CodeOf(W(rr, ii), 1.0f / scale, zero, cr) : zero;
+        int code = zero;
+        if (opt.scheme.nl) {
+          code = NlCode(W(rr, ii) * (scale != 0.0f ? 1.0f / scale : 0.0f));
+        } else if (scale != 0.0f && !pruned) {
+          code = CodeOf(W(rr, ii), 1.0f / scale, zero, cr);
+        }
         q->codes[r * cols + i] = static_cast<int8_t>(code);
-        const float e = (W(rr, ii) - scale * static_cast<float>(code - zero)) / d;
+        const float e = (W(rr, ii) - scale * static_cast<float>(CodeLevel(opt.scheme, code, zero))) / d;
         err(rr, static_cast<Eigen::Index>(i - i1)) = e;
         for (size_t j = i + 1; j < i2; ++j) {
           W(rr, static_cast<Eigen::Index>(j)) -= e * U(ii, static_cast<Eigen::Index>(j));
@@ -389,6 +490,9 @@ Expected<QuantizedMatrix> QuantizeMatrix(const float* w, size_t rows, size_t col
                        " (must be finite and >= 0)");
     }
   }
+  if (opt.scheme.nl && opt.keep) {
+    return Unsupported("int4 nl has no level 0, so pruned weights cannot stay 0; use uniform int4");
+  }
   const CodeRange cr = CodeRangeOf(opt.scheme);
   if (cr.fp16_scale) {
     // The RTN scale must fit FP16 (max 65504), i.e. |w| <= 65504 * 7.
@@ -433,7 +537,8 @@ QuantErrorStats MeasureQuantError(const float* w, const QuantizedMatrix& q,
   for (size_t r = 0; r < q.rows; ++r) {
     for (size_t k = 0; k < q.cols; ++k) {
       const size_t idx = r * q.groups_per_row + k / q.group_size;
-      const float wq = q.scales[idx] * static_cast<float>(q.codes[r * q.cols + k] - (q.zeros.empty() ? 0 : q.zeros[idx]));
+      const float wq = q.scales[idx] * static_cast<float>(CodeLevel(q.scheme, q.codes[r * q.cols + k],
+                                                                     q.zeros.empty() ? 0 : q.zeros[idx]));
       const double wv = w[r * q.cols + k];
       const double d = wv - static_cast<double>(wq);
       const double a = importance ? importance[r * importance_row_stride + k] : 1.0;

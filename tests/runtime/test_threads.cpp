@@ -222,7 +222,9 @@ Graph MatMulQGraph(const QuantLayout& layout, const std::string& compute_path, i
 
 TEST_CASE("MatMulQ is byte-identical for 1, 2, 3 and 7 threads on every layout", "[runtime][threads]") {
   const int64_t n = 117, k = 100;  // k: a partial last group for every group size
-  for (const QuantLayout& layout : AllQuantLayouts()) {
+  std::vector<QuantLayout> layouts = AllQuantLayouts();
+  for (const QuantLayout& l : AllNlQuantLayouts()) layouts.push_back(l);
+  for (const QuantLayout& layout : layouts) {
     std::vector<std::string> paths = {""};
     if (layout.kind == QuantLayoutKind::kQ4X8) paths.push_back("f32-dequant-fma");
     for (const auto& path : paths) {
