@@ -15,7 +15,8 @@
 # Needs jq and a build with -DSLIMPACK_BUILD_BENCH=ON; takes about 10 minutes
 # on a 2-core host (synth ~1 min, compiles ~2.5 min) and ~5 GB of /tmp.
 #   bench/decode_bench.sh [build-dir]          RUNS=5 FORMATS="int4 int8 fp16"
-# FORMATS may add int4-24: 2:4-pruned int4 (q4g32_sym_s24_x8).
+# FORMATS may add int4-uniform (uniform int4 codes, q4g32_sym_x8; int4 is the
+# nl levels, q4g32_nl_x8) and int4-24: 2:4-pruned int4 (q4g32_sym_s24_x8).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build}"
@@ -42,7 +43,7 @@ declare -A model
 for f in $formats; do
   case "$f" in
     fp16) model[$f]="$tmp/tl" ;;
-    int4|int8)
+    int4|int4-uniform|int8)
       /usr/bin/time -f "compile --preset $f: %e s, peak RSS %M KiB" \
         "$slimpack" compile "$tmp/tl" -o "$tmp/tl-$f.slim" --preset "$f" --quiet > /dev/null
       model[$f]="$tmp/tl-$f.slim" ;;

@@ -14,6 +14,7 @@
 #include "libcompress/eval/lm_eval.h"
 #include "libcompress/io/atomic_file.h"
 #include "libcompress/io/model_loader.h"
+#include "libcompress/kernels/gemm_q.h"
 #include "libcompress/runtime/decoder_session.h"
 
 namespace {
@@ -36,8 +37,17 @@ int main(int argc, char** argv) {
   if (!data.ok()) return Fail(data.status());
   auto model = slim::LoadModel(argv[1]);
   if (!model.ok()) return Fail(model.status());
+  // f32: every MatMulQ whose layout has a float kernel takes it; the i8-dot
+  // only layouts (int4 nl, 2:4 x8) keep their path, said on stderr.
   for (slim::Node& node : model->graph.nodes) {
-    if (f32 && node.op_type == "MatMulQ") node.attrs["compute_path"] = slim::Attribute::String("f32-dequant-fma");
+    if (!f32 || node.op_type != "MatMulQ") continue;
+    auto layout = slim::ParseQuantLayout(node.GetString("layout", ""));
+    if (layout.ok() && !slim::SelectQGemm(*layout, slim::QComputePath::kF32DequantFma).ok()) {
+      std::fprintf(stderr, "slimpack_dump_logits: %s: layout %s has only the i8-dot path\n", node.name.c_str(),
+                   layout->Name().c_str());
+      continue;
+    }
+    node.attrs["compute_path"] = slim::Attribute::String("f32-dequant-fma");
   }
   auto session = slim::DecoderSession::Create(*model);
   if (!session.ok()) return Fail(session.status());

@@ -7,8 +7,8 @@
 #   calib    the search with errors weighted by E[x^2] (compile --calib)
 #   gptq     calib + GPTQ error compensation
 # int8 per channel and int4 group 32 symmetric/asymmetric, classifier int8 or
-# kept FP16. Calibration uses sequences 64..127, never the scored ones.
-#   bench/quant_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k)
+# kept FP16, and int4 nl with classifier int8. Calibration uses sequences 64..127, never the scored ones.
+#   bench/quant_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k; needs jq)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 slimpack="${1:-$root/build}/tools/slimpack"
@@ -23,7 +23,7 @@ measure() {  # model label pass options-json [compile args...]
   "$slimpack" verify "$tmp/m.slim" --reference "$root/models/$model" --limit 64 \
     --data "$root/models/$model/calib_tokens.json" --quiet --json "$tmp/v.json" > /dev/null
   printf '%-12s %-40s %s\n' "$model" "$label" \
-    "$(grep -o '"kl_mean": [^,]*\|"top1_agreement": [^,]*\|"ppl_ratio": [^,]*' "$tmp/v.json" | tr '\n' ' ')"
+    "$(jq -r '.accuracy | "kl_mean \(.kl_mean) top1_agreement \(.top1_agreement) ppl_ratio \(.ppl_ratio)"' "$tmp/v.json")"
 }
 
 models=("${@:2}")
@@ -43,4 +43,10 @@ for model in "${models[@]}"; do
       measure "$model" "$label gptq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}"
     done
   done
+  # int4 nl (the int4 presets' levels), classifier int8.
+  base='"group_size": 32, "levels": "nl", "classifier": "int8"'
+  measure "$model" "int4 g32 nl classifier=int8 rtn" quantize_int4 "{$base, \"search\": false}"
+  measure "$model" "int4 g32 nl classifier=int8 search" quantize_int4 "{$base, \"search\": true}"
+  measure "$model" "int4 g32 nl classifier=int8 calib" quantize_int4 "{$base, \"search\": true}" "${calib[@]}"
+  measure "$model" "int4 g32 nl classifier=int8 gptq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}"
 done

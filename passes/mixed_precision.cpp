@@ -19,7 +19,8 @@ namespace {
 
 const std::vector<std::string>& AllSchemes() {
   static const std::vector<std::string> k = {"keep",          "int8",          "int4-g32-sym",  "int4-g32-asym",
-                                             "int4-g64-sym",  "int4-g64-asym", "int4-g128-sym", "int4-g128-asym"};
+                                             "int4-g32-nl",   "int4-g64-sym",  "int4-g64-asym", "int4-g64-nl",
+                                             "int4-g128-sym", "int4-g128-asym", "int4-g128-nl"};
   return k;
 }
 
@@ -31,12 +32,12 @@ Expected<WeightScheme> ParseScheme(const std::string& name) {
     return s;
   }
   for (int64_t g : {32, 64, 128}) {
-    for (bool sym : {true, false}) {
-      s = WeightScheme{WeightScheme::Kind::kInt4, g, sym};
+    for (int v : {0, 1, 2}) {  // sym, asym, nl
+      s = WeightScheme{WeightScheme::Kind::kInt4, g, v != 1, v == 2};
       if (s.Name() == name) return s;
     }
   }
-  return InvalidInput("unknown scheme '", name, "' (known: keep, int8, int4-g{32,64,128}-{sym,asym})");
+  return InvalidInput("unknown scheme '", name, "' (known: keep, int8, int4-g{32,64,128}-{sym,asym,nl})");
 }
 
 std::string Sci(double v) {
@@ -142,7 +143,7 @@ class MixedPrecisionPass final : public Pass {
            {
                StringListOption("candidates",
                                 "schemes the allocator may choose (empty: keep, int8, "
-                                "int4-g{32,64,128}-{sym,asym}); Gather tables take keep or int8 only"),
+                                "int4-g{32,64,128}-{sym,asym,nl}); Gather tables take keep or int8 only"),
                EnumOption("pin", "auto", [] {
                  std::vector<std::string> c = {"auto"};
                  c.insert(c.end(), AllSchemes().begin(), AllSchemes().end());

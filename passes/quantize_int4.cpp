@@ -12,7 +12,8 @@ WeightScheme SchemeFor(const std::string& choice, const Options& o) {
   if (choice == "int4") {
     s.kind = WeightScheme::Kind::kInt4;
     s.group_size = o.GetInt("group_size");
-    s.symmetric = o.GetBool("symmetric");
+    s.nl = o.GetString("levels") == "nl";
+    s.symmetric = s.nl || o.GetBool("symmetric");  // nl levels have no zero point
   } else if (choice == "int8") {
     s.kind = WeightScheme::Kind::kInt8;
   }
@@ -32,6 +33,12 @@ class QuantizeInt4Pass final : public Pass {
             BoolOption("symmetric", true,
                        "true: codes -8..7, scale only; false: codes 0..15 with a zero point "
                        "per group",
+                       true),
+            EnumOption("levels", "uniform", {"uniform", "nl"},
+                       "int4 levels: uniform (scale * code), or nl: 16 fixed non-uniform levels "
+                       "(llama.cpp's IQ4_NL values; symmetric, same 4.5 bits per weight at group 32, "
+                       "lower error on bell-shaped weights; i8-dot kernels, layout q4g{G}_nl_x8; "
+                       "masked weights stay uniform)",
                        true),
             EnumOption("scheme", "int4", {"int4", "int8", "keep"},
                        "linear layers (MatMul/Gemm weights other than the output projection)",

@@ -19,7 +19,8 @@ class SelectLayoutPass final : public Pass {
             EnumOption("int4_layout", "target", {"target", "row", "x8"},
                        "int4 layout family: the target profile's choice (x8 without --target), "
                        "row-major rows, or 8-row interleaved tiles (AVX2 / AVX-512 / NEON "
-                       "dot-product kernels); 2:4 sparse weights go to the family's 2:4 layout"),
+                       "dot-product kernels); 2:4 sparse weights go to the family's 2:4 layout, "
+                       "int4 nl weights stay in their x8 layout"),
             EnumOption("int8_path", "f32-dequant-fma", {"f32-dequant-fma", "i8-dot"},
                        "compute path of int8 (q8_row) matmuls: float activations, or activations "
                        "rounded to int8 per 32 elements (faster where the float path is "
@@ -69,8 +70,11 @@ class SelectLayoutPass final : public Pass {
       // 2:4 weights keep their sparsity: their families are
       // q4g*_sym_s24_row and q4g*_sym_s24_x8.
       const bool s24 = from->kind == QuantLayoutKind::kQ4S24Row || from->kind == QuantLayoutKind::kQ4S24X8;
-      job.to.kind = s24 ? (want == QuantLayoutKind::kQ4X8 ? QuantLayoutKind::kQ4S24X8 : QuantLayoutKind::kQ4S24Row)
-                        : want;
+      if (s24) {
+        job.to.kind = want == QuantLayoutKind::kQ4X8 ? QuantLayoutKind::kQ4S24X8 : QuantLayoutKind::kQ4S24Row;
+      } else if (from->kind != QuantLayoutKind::kQ4NlX8) {
+        job.to.kind = want;
+      }  // nl codes have only the x8 layout; the row family keeps them (reason below)
       r.requested = job.to.Name();
       r.actual = r.layout;
       r.group_size = static_cast<int64_t>(from->group_size);
@@ -93,6 +97,8 @@ class SelectLayoutPass final : public Pass {
       }
       if (!r.reason.empty()) {
         r.fallback = true;
+      } else if (from->kind == QuantLayoutKind::kQ4NlX8 && want != QuantLayoutKind::kQ4X8) {
+        r.reason = "int4 nl has only the x8 layout (i8-dot kernels)";
       } else if (job.from == job.to) {
         r.reason = "already in the requested layout";
       }

@@ -62,9 +62,10 @@ QuantLayout RowLayout(const WeightScheme& s) {
     l.group_size = 0;
     l.symmetric = true;
   } else {
-    l.kind = QuantLayoutKind::kQ4Row;
+    // nl codes have one layout, the x8 tiles of its i8-dot kernels.
+    l.kind = s.nl ? QuantLayoutKind::kQ4NlX8 : QuantLayoutKind::kQ4Row;
     l.group_size = static_cast<size_t>(s.group_size);
-    l.symmetric = s.symmetric;
+    l.symmetric = s.symmetric || s.nl;
   }
   return l;
 }
@@ -264,6 +265,18 @@ Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContex
   p.report.sparsity_pattern = m->second.pattern;
   if (!p.quantize) return Status::Ok();
   const uint8_t* keep = m->second.keep.data<uint8_t>();
+  if (p.actual.kind == WeightScheme::Kind::kInt4 && p.actual.nl) {
+    // nl has no level 0, so a pruned weight could not stay 0.
+    p.actual.nl = false;
+    p.actual.symmetric = true;
+    p.layout = RowLayout(p.actual);
+    p.report.actual = p.actual.Name();
+    p.report.symmetric = true;
+    p.report.layout = p.layout.Name();
+    p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
+    p.report.fallback = true;
+    p.report.reason = "nl has no level 0, so a pruned weight could not stay 0: uniform symmetric int4";
+  }
   if (p.actual.kind == WeightScheme::Kind::kInt8) {
     // The codes decide (a kept weight may round to 0); until they exist the
     // report shows the choice for the mask.
@@ -286,7 +299,7 @@ Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContex
     p.report.layout = p.layout.Name();
     p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
   } else {
-    p.report.reason = StrCat(m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
+    p.report.reason = StrCat(p.report.reason.empty() ? "" : p.report.reason + "; ", m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
                              "(int8 has 2:4 and bitmask layouts)");
   }
   return Status::Ok();
@@ -302,6 +315,7 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
                              ? 32
                              : static_cast<size_t>(p.actual.group_size);
   qo.scheme.symmetric = p.actual.symmetric;
+  qo.scheme.nl = p.actual.nl;
   qo.search = p.request.search;
   qo.clip_steps = p.request.clip_steps;
   qo.refine_iters = p.request.refine_iters;
@@ -446,7 +460,7 @@ std::string WeightScheme::Name() const {
     case Kind::kKeep: return "keep";
     case Kind::kInt8: return "int8";
     case Kind::kInt4:
-      return StrCat("int4-g", group_size, symmetric ? "-sym" : "-asym");
+      return StrCat("int4-g", group_size, nl ? "-nl" : symmetric ? "-sym" : "-asym");
   }
   return "?";
 }

@@ -32,7 +32,8 @@ struct WeightScheme {
   Kind kind = Kind::kKeep;
   int64_t group_size = 0;  // int4 only
   bool symmetric = true;
-  // "keep", "int8", "int4-g32-sym", "int4-g128-asym"
+  bool nl = false;  // int4 only: the non-uniform levels (symmetric, layout q4g{G}_nl_x8)
+  // "keep", "int8", "int4-g32-sym", "int4-g128-asym", "int4-g32-nl"
   std::string Name() const;
 };
 

@@ -242,7 +242,9 @@ class Lowering {
       mm.op_type = "MatMul";
       mm.inputs = {a, AsDType(w->dq_t, a_dtype, nodes)};
       ++stats_.int8_matmuls;
-    } else if (options_.int4 == Int4Mode::kDequantize) {
+    } else if (options_.int4 == Int4Mode::kDequantize || w->q.scheme.nl) {
+      // MatMulNBits dequantizes (u - zero) * scale: int4 nl levels have no
+      // ONNX operator, so they go as float weights whatever --int4 says.
       if (!w->replacement.defined()) {
         std::vector<float> dense(w->q.rows * w->q.cols);
         DequantizeMatrix(w->q, dense.data());

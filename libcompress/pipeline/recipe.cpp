@@ -28,16 +28,24 @@ struct Preset {
 const Preset kPresets[] = {
     {"int8", R"({"description": "int8 per output channel, symmetric, scale search; embeddings and classifier int8",
       "passes": [{"pass": "quantize_int8"}, {"pass": "select_layout"}]})"},
-    {"int4", R"({"description": "int4 group 32, symmetric, FP16 scales, scale search; classifier and embeddings int8",
-      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
+    // int4: the non-uniform nl levels, which beat uniform symmetric int4
+    // at the same bits on both bundled models, with and without GPTQ
+    // (docs/PASSES.md); int4-uniform keeps uniform codes (ONNX export as
+    // MatMulNBits, a few percent faster kernels).
+    {"int4", R"({"description": "int4 group 32, nl levels (non-uniform, IQ4_NL's), FP16 scales, scale search; classifier and embeddings int8",
+      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "levels": "nl", "search": true,
                   "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
-    {"int4-g128", R"({"description": "int4 group 128, symmetric, FP16 scales, scale search; classifier and embeddings int8",
-      "passes": [{"pass": "quantize_int4", "options": {"group_size": 128, "symmetric": true, "search": true,
+    {"int4-uniform", R"({"description": "int4 group 32, uniform symmetric codes, FP16 scales, scale search; classifier and embeddings int8",
+      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "levels": "uniform", "symmetric": true,
+                  "search": true, "classifier": "int8", "embeddings": "int8"}},
+                 {"pass": "select_layout"}]})"},
+    {"int4-g128", R"({"description": "int4 group 128, nl levels, FP16 scales, scale search; classifier and embeddings int8",
+      "passes": [{"pass": "quantize_int4", "options": {"group_size": 128, "levels": "nl", "search": true,
                   "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
-    {"int4-gptq", R"({"description": "int4 group 32 with GPTQ error compensation (needs --calib); classifier and embeddings int8",
-      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "symmetric": true, "search": true,
+    {"int4-gptq", R"({"description": "int4 group 32, nl levels, with GPTQ error compensation (needs --calib); classifier and embeddings int8",
+      "passes": [{"pass": "quantize_int4", "options": {"group_size": 32, "levels": "nl", "search": true,
                   "gptq": true, "classifier": "int8", "embeddings": "int8"}},
                  {"pass": "select_layout"}]})"},
     {"mixed", R"({"description": "int4/int8/FP16 chosen per tensor by estimated loss under one budget (--bpw, --max-size, --max-bytes-per-token or --tokens-per-s); GPTQ and model-loss estimates with --calib",

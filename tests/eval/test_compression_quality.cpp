@@ -79,6 +79,25 @@ TEST_CASE("kjv-byte: int8 is near-lossless, the int4 scale search beats round-to
   }
 }
 
+// The data-free target of issue #8: without calibration, linear layers at
+// 4.5 bits per weight, classifier and embeddings int8, mean KL on the 64
+// held-out sequences at most llama.cpp IQ4_NL's 0.0058 (its best data-free
+// 4.5-bit result on this model). Uniform symmetric int4 measures 0.0066, nl
+// 0.0055 (docs/PASSES.md); the i8-dot kernels give these bits on every host.
+TEST_CASE("kjv-byte without calibration: int4 nl beats uniform int4 and IQ4_NL's KL", "[eval][quality][nl]") {
+  const std::string dir = kModels + "kjv-byte";
+  const auto kl = [&](const char* levels) {
+    const std::string recipe = std::string(R"({"passes": [{"pass": "quantize_int4", "options": {"levels": ")") +
+                               levels + R"("}}, {"pass": "select_layout"}]})";
+    return slim_test::CompareWithSource(dir, CompileInMemory(dir, recipe), 64).kl_mean;
+  };
+  const double uniform = kl("uniform");
+  const double nl = kl("nl");
+  WARN("kjv-byte int4 g32 without calibration, 64 sequences: mean KL uniform " << uniform << ", nl " << nl);
+  CHECK(nl <= 0.0058);
+  CHECK(nl < 0.9 * uniform);
+}
+
 TEST_CASE("stories260k: int8 no worse than max-abs, int4 search at most 0.8x RTN", "[eval][quality]") {
   const std::string dir = kModels + "stories260k";
   const ActivationStats stats = HeldOutStats(dir);

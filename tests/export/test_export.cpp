@@ -263,6 +263,43 @@ TEST_CASE("export: kjv-byte int4 sym row and asym x8 -> MatMulNBits, same weight
   }
 }
 
+TEST_CASE("export: int4 nl -> float MatMul with the dequantized weights, even with --int4 matmulnbits",
+          "[export][nl]") {
+  const std::string dir = kModels + "kjv-byte";
+  const Model packed = CompileInMemory(
+      dir, R"({"passes": [{"pass": "quantize_int4", "options": {"levels": "nl", "search": false}}]})");
+  ExportStats stats;
+  const Graph onnx = Lower(packed.graph, Int4Mode::kMatMulNBits, &stats);
+  CheckNoSlimpackOps(onnx);
+  CHECK(stats.matmul_nbits == 0);
+  CHECK(stats.int4_dequantized > 0);
+  CHECK(onnx.opset_imports.count("com.microsoft") == 0);
+  size_t checked = 0;
+  for (const Node& q : packed.graph.nodes) {
+    if (q.op_type != "MatMulQ" || q.GetString("layout", "") != "q4g32_nl_x8") continue;
+    const Node* mm = FindNode(onnx, q.name);
+    REQUIRE(mm != nullptr);
+    CHECK(mm->op_type == "MatMul");
+    const Tensor* w = onnx.FindInitializer(mm->Input(1));
+    REQUIRE(w != nullptr);
+    REQUIRE(w->dtype() == DType::kFloat32);
+    const size_t k = static_cast<size_t>(w->dim(0)), n = static_cast<size_t>(w->dim(1));
+    const std::vector<float> want = Dequantized(packed.graph, q);  // [N, K]
+    REQUIRE(want.size() == n * k);
+    const float* got = w->data<float>();
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t c = 0; c < k; ++c) REQUIRE(got[c * n + r] == want[r * k + c]);
+    }
+    ++checked;
+  }
+  CHECK(checked == static_cast<size_t>(stats.int4_dequantized));
+  // The packed model runs nl on the i8-dot path only (activations rounded
+  // to int8 per group); the export computes in float.
+  const LogitDiff d = CompareLogits(packed, AsModel(packed, onnx), dir, 2);
+  WARN("kjv-byte int4 nl: max |logit diff| " << d.max_abs << " (max |logit| " << d.max_logit << "), top-1 " << d.top1);
+  CHECK(d.top1 >= 0.97);
+}
+
 TEST_CASE("export: int8 and the tied stories260k table -> DequantizeLinear, one table", "[export]") {
   {
     const std::string dir = kModels + "kjv-byte";

@@ -372,7 +372,7 @@ TEST_CASE("quantize_int8 rewrites every weight kind to packed int8", "[passes][i
 TEST_CASE("quantize_int4: groups along K, fallbacks, classifier int8", "[passes][int4]") {
   Graph g = TinyGraph(false);
   const Graph original = g;
-  auto r = RunPreset(g, "int4");
+  auto r = RunPreset(g, "int4-uniform");
   INFO(r.status().message());
   REQUIRE(r.ok());
   REQUIRE(g.Validate().ok());
@@ -419,6 +419,62 @@ TEST_CASE("quantize_int4: groups along K, fallbacks, classifier int8", "[passes]
   CHECK(json.find("\"w_tiny\"") != std::string::npos);
   CHECK(json.find("\"bits_per_weight_after\"") != std::string::npos);
   CHECK(FormatReportTable(*r).find("FALLBACK to int8") != std::string::npos);
+}
+
+TEST_CASE("quantize_int4 levels nl: layout q4g32_nl_x8, lower error, select_layout keeps it", "[passes][int4][nl]") {
+  const std::string nl = R"({"passes": [{"pass": "quantize_int4", "options": {"levels": "nl", "symmetric": false}},
+                                        {"pass": "select_layout", "options": {"int4_layout": "row"}}]})";
+  const std::string uniform = R"({"passes": [{"pass": "quantize_int4"}]})";
+  Graph g = TinyGraph(false);
+  Graph gu = TinyGraph(false);
+  const Graph original = g;
+  auto r = RunRecipe(g, ParseOrDie(nl));
+  auto ru = RunRecipe(gu, ParseOrDie(uniform));
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  REQUIRE(ru.ok());
+  REQUIRE(g.Validate().ok());
+  const TensorReport* init = &r->passes[0].tensors[0];
+  for (const TensorReport& t : r->passes[0].tensors) {
+    if (t.name == "w_init") init = &t;
+  }
+  REQUIRE(init->name == "w_init");
+  // nl is symmetric: `symmetric: false` does not apply to it.
+  CHECK(init->actual == "int4-g32-nl");
+  CHECK(init->symmetric);
+  CHECK(init->layout == "q4g32_nl_x8");
+  CHECK(FindNode(g, "mm_init")->GetString("layout", "") == "q4g32_nl_x8");
+  const double rel = PackedRelMse(g, "w_init", "q4g32_nl_x8", RowsNK(*original.FindInitializer("w_init"), true));
+  CHECK(rel == Approx(init->rel_mse).epsilon(1e-6));
+  CHECK(rel < Row(*ru, "w_init")->rel_mse);  // Gaussian weights: the levels fit better
+  // The row family was asked for; nl has only x8 and stays, with the reason.
+  const TensorReport* kept = Row(*r, "w_init");
+  for (const TensorReport& t : r->passes[1].tensors) {
+    if (t.name == "w_init") kept = &t;
+  }
+  CHECK(kept->layout == "q4g32_nl_x8");
+  CHECK(kept->reason == "int4 nl has only the x8 layout (i8-dot kernels)");
+  // The classifier and embeddings are int8 as for uniform int4.
+  CHECK(Row(*r, "w_head")->actual == "int8");
+}
+
+TEST_CASE("quantize_int4 levels nl after 2:4 pruning: masked weights stay uniform and say why",
+          "[passes][int4][nl][prune]") {
+  Graph g = TinyGraph(false);
+  auto r = RunRecipe(g, ParseOrDie(R"({"passes": [{"pass": "prune", "options": {"method": "magnitude", "pattern": "2:4"}},
+                                                  {"pass": "quantize_int4", "options": {"levels": "nl"}}]})"));
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  const TensorReport* t = nullptr;
+  for (const TensorReport& x : r->passes[1].tensors) {
+    if (x.name == "w_init") t = &x;
+  }
+  REQUIRE(t != nullptr);
+  CHECK(t->requested == "int4-g32-nl");
+  CHECK(t->actual == "int4-g32-sym");
+  CHECK(t->fallback);
+  CHECK(t->layout == "q4g32_sym_s24_row");
+  CHECK_THAT(t->reason, Catch::Contains("nl has no level 0"));
 }
 
 TEST_CASE("int4 scale search beats plain round-to-nearest on every tensor", "[passes][int4]") {
@@ -622,9 +678,9 @@ TEST_CASE("K smaller than the group uses a smaller group and says so", "[passes]
   REQUIRE(r.ok());
   const TensorReport* init = Row(*r, "w_init");  // K = 64
   CHECK(init->fallback);
-  CHECK(init->actual == "int4-g64-sym");
+  CHECK(init->actual == "int4-g64-nl");
   CHECK(init->reason.find("K=64 < group 128") != std::string::npos);
-  CHECK(Row(*r, "w_const")->actual == "int4-g32-sym");  // K = 48
+  CHECK(Row(*r, "w_const")->actual == "int4-g32-nl");  // K = 48
 }
 
 TEST_CASE("dry run plans without changing the graph", "[passes][dryrun]") {
@@ -678,12 +734,13 @@ TEST_CASE("select_layout re-packs int4 for the target profile, weights unchanged
   PipelineOptions row_profile;
   row_profile.target = *FindTarget("generic");
   row_profile.target->int4_layout = "row";
-  REQUIRE(RunPreset(row, "int4", row_profile).ok());  // a profile that asks for row layouts keeps them
+  // Uniform codes: nl ones have only the x8 layout (test "quantize_int4 levels nl").
+  REQUIRE(RunPreset(row, "int4-uniform", row_profile).ok());  // a profile that asks for row layouts keeps them
   CHECK(FindNode(row, "mm_init")->GetString("layout", "") == "q4g32_sym_row");
 
   // No target (and the generic one) packs x8 tiles, as the x86-avx2 profile does.
   Graph untargeted = TinyGraph(false);
-  REQUIRE(RunPreset(untargeted, "int4").ok());
+  REQUIRE(RunPreset(untargeted, "int4-uniform").ok());
   CHECK(FindNode(untargeted, "mm_init")->GetString("layout", "") == "q4g32_sym_x8");
 
   Graph x8 = TinyGraph(false);
@@ -691,7 +748,7 @@ TEST_CASE("select_layout re-packs int4 for the target profile, weights unchanged
   auto target = FindTarget("x86-avx2");
   REQUIRE(target.ok());
   opts.target = *target;
-  auto r = RunPreset(x8, "int4", opts);
+  auto r = RunPreset(x8, "int4-uniform", opts);
   INFO(r.status().message());
   REQUIRE(r.ok());
   REQUIRE(r->passes.size() == 2);
@@ -743,14 +800,14 @@ TEST_CASE("stories260k (Hugging Face): every linear weight is quantized", "[pass
   for (const auto& t : r->passes[0].tensors) {
     INFO(t.name);
     CHECK(t.actual != "keep");
-    if (t.role == "linear") CHECK(t.actual == "int4-g32-sym");
+    if (t.role == "linear") CHECK(t.actual == "int4-g32-nl");
   }
   CHECK(Row(*r, "model.embed_tokens.weight")->role == "tied-embedding");
   // FFN down has K = 172: six groups of 32, the last padded.
   const TensorReport* down = Row(*r, "model.layers.0.mlp.down_proj.weight");
   REQUIRE(down != nullptr);
   CHECK(down->shape == std::vector<int64_t>{64, 172});
-  CHECK(down->bytes_after == ParseQuantLayout("q4g32_sym_row")->PackedBytes(64, 172));
+  CHECK(down->bytes_after == ParseQuantLayout("q4g32_nl_x8")->PackedBytes(64, 172));
   // Norms stay FP16.
   CHECK(g.FindInitializer("model.norm.weight")->dtype() == DType::kFloat16);
   CHECK(r->after.BitsPerWeight() < 0.4 * r->before.BitsPerWeight());

@@ -125,8 +125,8 @@ TEST_CASE("recipe parsing reports what and where", "[pipeline][recipe]") {
 TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   std::vector<std::string> names;
   for (const auto& p : ListPresets()) names.push_back(p.name);
-  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-g128", "int4-gptq", "mixed", "prune50", "prune50-int8", "prune24",
-                                          "prune24-int4"});
+  CHECK(names == std::vector<std::string>{"int8", "int4", "int4-uniform", "int4-g128", "int4-gptq", "mixed", "prune50",
+                                          "prune50-int8", "prune24", "prune24-int4"});
   for (const auto& name : names) {
     auto r = GetPreset(name);
     INFO(name << ": " << r.status().message());
@@ -137,8 +137,10 @@ TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   auto int4 = GetPreset("int4");
   CHECK(int4->passes[0].pass == "quantize_int4");
   CHECK(int4->passes[0].options.GetInt("group_size") == 32);
-  CHECK(int4->passes[0].options.GetBool("symmetric"));
+  CHECK(int4->passes[0].options.GetString("levels") == "nl");
   CHECK(int4->passes[0].options.GetBool("search"));
+  CHECK(GetPreset("int4-uniform")->passes[0].options.GetString("levels") == "uniform");
+  CHECK(GetPreset("int4-uniform")->passes[0].options.GetBool("symmetric"));
   CHECK(int4->passes[0].options.GetString("classifier") == "int8");
   CHECK(GetPreset("int4-g128")->passes[0].options.GetInt("group_size") == 128);
   CHECK_FALSE(int4->passes[0].options.GetBool("gptq"));
@@ -149,7 +151,7 @@ TEST_CASE("presets are built-in recipes", "[pipeline][presets]") {
   CHECK(GetPreset("int8")->passes[0].pass == "quantize_int8");
   auto unknown = GetPreset("int3");
   REQUIRE_FALSE(unknown.ok());
-  CHECK(Contains(unknown.status().message(), "presets: int8, int4, int4-g128, int4-gptq"));
+  CHECK(Contains(unknown.status().message(), "presets: int8, int4, int4-uniform, int4-g128, int4-gptq"));
 }
 
 TEST_CASE("preset + recipe: the recipe wins where they overlap, and says so", "[pipeline][presets]") {

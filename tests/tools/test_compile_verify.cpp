@@ -125,7 +125,7 @@ TEST_CASE("the default packing takes the i8-dot path for int4, int8 keeps float 
           "[cli][verify][kernels]") {
   const std::string verify = " --reference " + kKjv + " --data " + kData + " --limit 8 --quiet";
   auto int4 = SlimpackJson("verify " + Int4Model() + verify);
-  CHECK(int4["runtime"]["kernels"]["q4g32_sym_x8"]["compute_path"] == "i8-dot");
+  CHECK(int4["runtime"]["kernels"]["q4g32_nl_x8"]["compute_path"] == "i8-dot");
   CHECK(int4["runtime"]["kernels"]["q8_row"]["compute_path"] == "f32-dequant-fma");
 
   REQUIRE(Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_i8.slim --preset int8 --quiet").code == 0);
