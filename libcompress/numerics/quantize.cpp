@@ -118,14 +118,43 @@ inline int NlCode(float t) {
   return c - 8;
 }
 
+// The nearest level itself, without a table lookup: the lowest level plus
+// the step to each next level whose midpoint t passes. Small integers, so
+// the sum is exact and equals kNl4Levels[NlCode(t) + 8]; compares, masks and
+// adds only, so a loop over elements vectorizes (a lookup would not).
+struct NlSteps {
+  float mid[15], step[15];
+};
+constexpr NlSteps MakeNlSteps() {
+  NlSteps s{};
+  for (int j = 0; j < 15; ++j) {
+    s.mid[j] = NlMid(j);
+    s.step[j] = static_cast<float>(kNl4Levels[j + 1] - kNl4Levels[j]);
+  }
+  return s;
+}
+constexpr NlSteps kNlSteps = MakeNlSteps();
+inline float NlLevel(float t) {
+  float l = static_cast<float>(kNl4Levels[0]);
+  for (int j = 0; j < 15; ++j) l += t > kNlSteps.mid[j] ? kNlSteps.step[j] : 0.0f;
+  return l;
+}
+
 // The search's objective for nl, as GroupErrorFast's (8 partial sums in
 // float, the same bits in both clones).
 template <bool kWeighted>
 float NlGroupErrorFast(const float* w, const float* a, size_t n, float scale) {
   const float inv = 1.0f / scale;
   float acc[8] = {};
-  for (size_t i = 0; i < n; ++i) {
-    const float d = w[i] - scale * static_cast<float>(kNl4Levels[NlCode(w[i] * inv) + 8]);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t j = 0; j < 8; ++j) {
+      const float d = w[i + j] - scale * NlLevel(w[i + j] * inv);
+      acc[j] += (kWeighted ? a[i + j] : 1.0f) * d * d;
+    }
+  }
+  for (; i < n; ++i) {
+    const float d = w[i] - scale * NlLevel(w[i] * inv);
     acc[i % 8] += (kWeighted ? a[i] : 1.0f) * d * d;
   }
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
