@@ -39,7 +39,7 @@ dd if="$st" bs=1 skip=8 count="$hlen" status=none |
 # Packed files: as written, and as [metadata, data] parts (fuzz_packed.cpp).
 tok="$tmp/tokens.json"
 printf '{"vocab_size": 32, "bos": 1, "sequences": [[1, 5, 9, 3, 30, 2, 7, 7], [1, 31, 0, 4, 12, 12, 6, 8]]}\n' > "$tok"
-for preset in int8 int4 int4-g128 prune24-int4 prune50-int8; do
+for preset in int8 int4 int4-uniform int4-g128 prune24-int4 prune50-int8; do
   "$slimpack" compile "$tmp/llama" -o "$tmp/$preset.slim" --preset "$preset" --calib "$tok" --quiet >/dev/null
   cp "$tmp/$preset.slim" "$corpus/packed/$preset"
   f="$tmp/$preset.slim"
@@ -52,12 +52,14 @@ done
 "$slimpack" compile "$tmp/qwen" -o "$tmp/qwen.slim" --preset int4 --quiet >/dev/null
 cp "$tmp/qwen.slim" "$corpus/packed/qwen-int4"
 
-# ONNX: the tiny decoders exported (dense FP16, int4 as MatMulNBits and as
-# DequantizeLinear), and a spread of ONNX node tests.
+# ONNX: the tiny decoders exported (dense FP16, uniform int4 as MatMulNBits
+# and as DequantizeLinear, int4 nl as float MatMul), and a spread of ONNX
+# node tests.
 "$slimpack" export "$tmp/llama" -o "$corpus/onnx/llama-fp16" --quiet >/dev/null
-"$slimpack" export "$tmp/int4.slim" -o "$corpus/onnx/llama-int4-nbits" --quiet >/dev/null
+"$slimpack" export "$tmp/int4-uniform.slim" -o "$corpus/onnx/llama-int4-nbits" --quiet >/dev/null
+"$slimpack" export "$tmp/int4.slim" -o "$corpus/onnx/llama-int4-nl" --quiet >/dev/null
 "$slimpack" export "$tmp/int8.slim" -o "$corpus/onnx/llama-int8" --quiet >/dev/null
-"$slimpack" export "$tmp/int4.slim" -o "$corpus/onnx/llama-int4-dq" --int4 dequantize --quiet >/dev/null
+"$slimpack" export "$tmp/int4-uniform.slim" -o "$corpus/onnx/llama-int4-dq" --int4 dequantize --quiet >/dev/null
 for t in test_conv_with_strides_padding test_gemm_default_matrix_bias test_reshape_reduced_dims \
          test_batchnorm_example test_maxpool_2d_pads test_concat_1d_axis_0 test_slice test_gather_0 \
          test_transpose_default test_softmax_axis_1 test_matmul_3d test_resize_upsample_scales_linear; do
