@@ -275,7 +275,8 @@ Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContex
     p.report.layout = p.layout.Name();
     p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
     p.report.fallback = true;
-    p.report.reason = "nl has no level 0, so a pruned weight could not stay 0: uniform symmetric int4";
+    p.report.reason = StrCat(p.report.reason.empty() ? "" : p.report.reason + "; ",
+                             "nl has no level 0, so a pruned weight could not stay 0: uniform symmetric int4");
   }
   if (p.actual.kind == WeightScheme::Kind::kInt8) {
     // The codes decide (a kept weight may round to 0); until they exist the
@@ -299,7 +300,8 @@ Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContex
     p.report.layout = p.layout.Name();
     p.report.bytes_after = p.layout.PackedBytes(p.n, p.k);
   } else {
-    p.report.reason = StrCat(p.report.reason.empty() ? "" : p.report.reason + "; ", m->second.pattern, " mask stored dense: the sparse int4 layout is 2:4 symmetric "
+    p.report.reason = StrCat(p.report.reason.empty() ? "" : p.report.reason + "; ", m->second.pattern,
+                             " mask stored dense: the sparse int4 layout is 2:4 symmetric "
                              "(int8 has 2:4 and bitmask layouts)");
   }
   return Status::Ok();

@@ -45,6 +45,19 @@ TEST_CASE("compile writes a packed file and a report with provenance", "[cli][co
   CHECK(again["output"]["content_sha256"] == j["output"]["content_sha256"]);
 }
 
+TEST_CASE("compile without --calib says what calibration would gain, only where it would", "[cli][compile][calib]") {
+  Result r = Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_hint.slim");  // default preset: int4
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("no --calib: --preset int4-gptq with calibration data measured 0.37x"));
+  r = Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_hint.slim --preset int4 --calib " + kData +
+               " --calib-sequences 2");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("no --calib") == std::string::npos);
+  r = Slimpack("compile " + kKjv + " -o /tmp/slimpack_cli_hint.slim --preset int8");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("no --calib") == std::string::npos);
+}
+
 TEST_CASE("compile --calib: statistics weight the search, the report has output errors, GPTQ",
           "[cli][compile][calib]") {
   const std::string calib = " --calib " + kData + " --calib-skip 64 --calib-sequences 8 --quiet";
