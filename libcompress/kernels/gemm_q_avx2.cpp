@@ -562,14 +562,15 @@ struct Q4x8I8 {
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
           const __m256i llo = _mm256_shuffle_epi8(levels, lo), lhi = _mm256_shuffle_epi8(levels, hi);
+          const __m256i mlo = _mm256_abs_epi8(llo), mhi = _mm256_abs_epi8(lhi);
           for (int t = 0; t < R; ++t) {
             const int8_t* xg = q.xq + (i0 + static_cast<size_t>(t)) * q.kp + gi * g + 8 * c;
             int32_t xa, xb;
             std::memcpy(&xa, xg, 4);
             std::memcpy(&xb, xg + 4, 4);
             if (kNl) {
-              const __m256i pa = _mm256_maddubs_epi16(_mm256_abs_epi8(llo), _mm256_sign_epi8(_mm256_set1_epi32(xa), llo));
-              const __m256i pb = _mm256_maddubs_epi16(_mm256_abs_epi8(lhi), _mm256_sign_epi8(_mm256_set1_epi32(xb), lhi));
+              const __m256i pa = _mm256_maddubs_epi16(mlo, _mm256_sign_epi8(_mm256_set1_epi32(xa), llo));
+              const __m256i pb = _mm256_maddubs_epi16(mhi, _mm256_sign_epi8(_mm256_set1_epi32(xb), lhi));
               isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(pa, ones16),
                                                                    _mm256_madd_epi16(pb, ones16)));
             } else {
