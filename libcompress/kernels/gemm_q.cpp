@@ -181,6 +181,23 @@ void gemm_q4x8_f32_ref(const QGemmArgs& a, const float* x, const uint8_t* w, flo
 
 namespace {
 
+// The activations of an 8-row-tile i8-dot ref, quantized per weight group
+// (xq [m, kp], xs and xsum [m, groups]), as the SIMD twins' RunI8Tiles does.
+struct RefQuantizedX {
+  std::vector<int8_t> xq;
+  std::vector<float> xs;
+  std::vector<int32_t> xsum;
+  RefQuantizedX(const QGemmArgs& a, const float* x) {
+    const size_t g = a.group_size, groups = CeilDiv(a.k, g), kp = groups * g;
+    xq.resize(a.m * kp);
+    xs.resize(a.m * groups);
+    xsum.resize(a.m * groups);
+    for (size_t i = 0; i < a.m; ++i) {
+      QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
+    }
+  }
+};
+
 // q4x8 tiles on the i8-dot path: corr = sum(l * xq) per group, where l is
 // u - z for the uniform layouts and kNl4Levels[u] for nl (kNl).
 template <bool kNl>
@@ -189,12 +206,10 @@ void Q4x8I8Ref(const QGemmArgs& a, const float* x, const uint8_t* w, float* y) {
   const size_t groups = Q4X8Layout::Groups(a.k, g);
   const size_t kp = groups * g;
   const size_t tile_bytes = Q4X8Layout::TileBytes(g, a.symmetric);
-  std::vector<int8_t> xq(a.m * kp);
-  std::vector<float> xs(a.m * groups);
-  std::vector<int32_t> xsum(a.m * groups);
-  for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
-  }
+  const RefQuantizedX q(a, x);
+  const std::vector<int8_t>& xq = q.xq;
+  const std::vector<float>& xs = q.xs;
+  const std::vector<int32_t>& xsum = q.xsum;
   for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const size_t b = r / 8, rb = r % 8;
     for (size_t i = 0; i < a.m; ++i) {
@@ -256,12 +271,9 @@ void gemm_q4s24x8_i8_ref(const QGemmArgs& a, const float* x, const uint8_t* w, f
   const size_t groups = Q4S24X8Layout::Groups(a.k, g);
   const size_t kp = groups * g;
   const size_t tile_bytes = Q4S24X8Layout::TileBytes(g);
-  std::vector<int8_t> xq(a.m * kp);
-  std::vector<float> xs(a.m * groups);
-  std::vector<int32_t> xsum(a.m * groups);
-  for (size_t i = 0; i < a.m; ++i) {
-    QuantizeActivationsI8(x + i * a.k, a.k, g, &xq[i * kp], &xs[i * groups], &xsum[i * groups]);
-  }
+  const RefQuantizedX q(a, x);
+  const std::vector<int8_t>& xq = q.xq;
+  const std::vector<float>& xs = q.xs;
   for (size_t r = a.n_begin; r < std::min(a.n, a.n_end); ++r) {
     const size_t b = r / 8, rb = r % 8;
     for (size_t i = 0; i < a.m; ++i) {

@@ -1,6 +1,7 @@
-// Shared by the sparse-layout kernel tests (test_gemm_q4s24.cpp,
-// test_gemm_q8_sparse.cpp): a 2:4 matrix, a kernel run on column ranges,
-// and the two checks every SIMD twin must pass.
+// Shared by the sparse-layout and nl kernel tests (test_gemm_q4s24*.cpp,
+// test_gemm_q8_sparse.cpp, test_gemm_q4nl.cpp): the tables to check, a 2:4
+// matrix, a kernel run on column ranges, and the two checks every SIMD twin
+// must pass.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -13,6 +14,16 @@
 #include "libcompress/kernels/gemm_q.h"
 
 namespace slim_test {
+
+// Every kernel table this host runs, the reference first.
+inline std::vector<const slim::QGemmKernels*> RunnableTables() {
+  std::vector<const slim::QGemmKernels*> tables;
+  for (const slim::QGemmKernels* t : slim::kQGemmTables) {
+    if (slim::QGemmTableRuns(*t)) tables.push_back(t);
+  }
+  if (tables.size() == 1) WARN("host runs no SIMD kernel table: only the reference kernel is checked");
+  return tables;
+}
 
 // A 2:4 matrix: in every quad two random positions keep a Gaussian value.
 inline std::vector<float> Sparse24(size_t n, size_t k, uint32_t seed) {

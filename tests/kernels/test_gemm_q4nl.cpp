@@ -34,15 +34,6 @@ QuantizedMatrix QuantizeNl(size_t n, size_t k, size_t g, uint32_t seed) {
   return *q;
 }
 
-std::vector<const QGemmKernels*> RunnableTables() {
-  std::vector<const QGemmKernels*> tables;
-  for (const QGemmKernels* t : kQGemmTables) {
-    if (QGemmTableRuns(*t)) tables.push_back(t);
-  }
-  if (tables.size() == 1) WARN("host runs no SIMD kernel table: only the reference kernel is checked");
-  return tables;
-}
-
 }  // namespace
 
 TEST_CASE("q4 nl x8 layout: names, sizes, the bytes of sym x8, round trip, scheme checks", "[kernels][nl]") {
@@ -98,7 +89,7 @@ TEST_CASE("q4 nl x8 layout: names, sizes, the bytes of sym x8, round trip, schem
 
 TEST_CASE("q4 nl x8 i8-dot: the ref is the dequantized product up to X's rounding, every table equals the ref",
           "[kernels][nl]") {
-  const auto tables = RunnableTables();
+  const auto tables = slim_test::RunnableTables();
   uint32_t seed = 5;
   for (size_t g : {32, 64, 128}) {
     for (size_t k : {1, 7, 33, 172, 257}) {
@@ -149,7 +140,7 @@ TEST_CASE("q4 nl x8 i8-dot: the ref is the dequantized product up to X's roundin
 TEST_CASE("q4 nl x8 i8-dot at the extreme levels", "[kernels][nl]") {
   // Codes -8 (level -127) and 7 (level 113) against activations quantized to
   // +-127: the AVX2 twin's vpmaddubsw lanes reach 2 * 127 * 127 = 32258.
-  const auto tables = RunnableTables();
+  const auto tables = slim_test::RunnableTables();
   const size_t n = 9, k = 257;
   for (size_t g : {32, 64, 128}) {
     QuantizedMatrix q = EmptyQuantizedMatrix(QuantScheme{4, g, true, true}, n, k);

@@ -30,15 +30,6 @@ QuantizedMatrix Quantize(const std::vector<float>& w, size_t n, size_t k, size_t
 
 QuantLayout S24X8(size_t g) { return QuantLayout{QuantLayoutKind::kQ4S24X8, g, true}; }
 
-std::vector<const QGemmKernels*> RunnableTables() {
-  std::vector<const QGemmKernels*> tables;
-  for (const QGemmKernels* t : kQGemmTables) {
-    if (QGemmTableRuns(*t)) tables.push_back(t);
-  }
-  if (tables.size() == 1) WARN("host runs no SIMD kernel table: only the reference kernel is checked");
-  return tables;
-}
-
 }  // namespace
 
 TEST_CASE("q4 2:4 x8 layout: names, sizes and a hand-worked tile", "[kernels][s24]") {
@@ -159,7 +150,7 @@ TEST_CASE("q4 2:4 x8 layout: round trip, and the reader rejects what it must", "
 
 TEST_CASE("q4 2:4 x8 i8-dot: ref equals the dense x8 i8-dot ref, every table equals the ref",
           "[kernels][s24]") {
-  const auto tables = RunnableTables();
+  const auto tables = slim_test::RunnableTables();
   uint32_t seed = 21;
   for (size_t g : {32, 64, 128}) {
     for (size_t k : {1, 7, 33, 172, 257}) {
@@ -196,7 +187,7 @@ TEST_CASE("q4 2:4 x8 i8-dot: ref equals the dense x8 i8-dot ref, every table equ
 TEST_CASE("q4 2:4 x8 i8-dot at the accumulation limit", "[kernels][s24]") {
   // Every kept code -8 and every activation quantized to 127: each product
   // is -1016, the AVX2 twin's int16 lanes reach 16 x 2032 = 32512 at G = 128.
-  const auto tables = RunnableTables();
+  const auto tables = slim_test::RunnableTables();
   const size_t n = 9, k = 257;
   for (size_t g : {32, 64, 128}) {
     QuantizedMatrix q = EmptyQuantizedMatrix(QuantScheme{4, g, true}, n, k);
