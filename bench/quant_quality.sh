@@ -6,6 +6,8 @@
 #   search   clip-ratio + least-squares scale search, uniform weights
 #   calib    the search with errors weighted by E[x^2] (compile --calib)
 #   gptq     calib + GPTQ error compensation
+#   awq      calib with activation-aware input scales first (awq: true)
+#   awq+gptq gptq with awq first
 # int8 per channel and int4 group 32 symmetric/asymmetric, classifier int8 or
 # kept FP16, and int4 nl with classifier int8. Calibration uses sequences 64..127, never the scored ones.
 #   bench/quant_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k; needs jq)
@@ -41,6 +43,10 @@ for model in "${models[@]}"; do
       measure "$model" "$label search" quantize_int4 "{$base, \"search\": true}"
       measure "$model" "$label calib" quantize_int4 "{$base, \"search\": true}" "${calib[@]}"
       measure "$model" "$label gptq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}"
+      if [ "$cls" = int8 ]; then
+        measure "$model" "$label awq" quantize_int4 "{$base, \"awq\": true}" "${calib[@]}"
+        measure "$model" "$label awq+gptq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" "${calib[@]}"
+      fi
     done
   done
   # int4 nl (the int4 presets' levels), classifier int8.
@@ -49,4 +55,6 @@ for model in "${models[@]}"; do
   measure "$model" "int4 g32 nl classifier=int8 search" quantize_int4 "{$base, \"search\": true}"
   measure "$model" "int4 g32 nl classifier=int8 calib" quantize_int4 "{$base, \"search\": true}" "${calib[@]}"
   measure "$model" "int4 g32 nl classifier=int8 gptq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}"
+  measure "$model" "int4 g32 nl classifier=int8 awq" quantize_int4 "{$base, \"awq\": true}" "${calib[@]}"
+  measure "$model" "int4 g32 nl classifier=int8 awq+gptq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" "${calib[@]}"
 done

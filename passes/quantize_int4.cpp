@@ -23,7 +23,7 @@ WeightScheme SchemeFor(const std::string& choice, const Options& o) {
 class QuantizeInt4Pass final : public Pass {
  public:
   const PassInfo& info() const override {
-    static const PassInfo kInfo = WithSearchOptions({
+    static const PassInfo kInfo = WithAwqOptions(WithSearchOptions({
         "quantize_int4",
         "int4 weight-only quantization, group-wise along K, FP16 scales, scale search",
         {
@@ -51,11 +51,13 @@ class QuantizeInt4Pass final : public Pass {
                        "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
                        "tied table follows `classifier`",
                        true),
-        }}, "group");
+        }}, "group"));
     return kInfo;
   }
 
   bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
+  bool NeedsActivations(const PassContext& ctx) const override { return WeightPassNeedsActivations(ctx); }
+  bool WantsHessians(const PassContext& ctx) const override { return WeightPassNeedsActivations(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const WeightCandidate& c, const Options& o) {

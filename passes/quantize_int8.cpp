@@ -10,7 +10,7 @@ namespace {
 class QuantizeInt8Pass final : public Pass {
  public:
   const PassInfo& info() const override {
-    static const PassInfo kInfo = WithSearchOptions({
+    static const PassInfo kInfo = WithAwqOptions(WithSearchOptions({
         "quantize_int8",
         "int8 weight-only quantization, symmetric, one scale per output channel",
         {
@@ -24,11 +24,13 @@ class QuantizeInt8Pass final : public Pass {
                        "embedding tables read by Gather: int8 (slimpack.GatherQ) or keep; a "
                        "tied table follows `classifier`",
                        true),
-        }}, "row");
+        }}, "row"));
     return kInfo;
   }
 
   bool NeedsHessians(const PassContext& ctx) const override { return WeightPassNeedsHessians(ctx); }
+  bool NeedsActivations(const PassContext& ctx) const override { return WeightPassNeedsActivations(ctx); }
+  bool WantsHessians(const PassContext& ctx) const override { return WeightPassNeedsActivations(ctx); }
 
   Expected<PassReport> Run(Graph& graph, const PassContext& ctx) const override {
     return RunWeightQuantization(graph, ctx, [](const WeightCandidate& c, const Options& o) {

@@ -14,13 +14,14 @@
 #include "libcompress/numerics/prune.h"
 
 namespace slim {
-namespace {
 
 bool IsCastToFloat(const Node& n) {
   if (n.op_type != "Cast" || !(n.domain.empty() || n.domain == "ai.onnx")) return false;
   const int64_t to = n.GetInt("to", 0);
   return to == static_cast<int64_t>(DType::kFloat32) || to == static_cast<int64_t>(DType::kFloat16);
 }
+
+namespace {
 
 bool IsOnnx(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
 

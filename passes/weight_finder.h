@@ -53,6 +53,9 @@ struct WeightCandidate {
   bool IsFloatMatrix() const { return IsFloat(tensor.dtype()) && tensor.rank() == 2; }
 };
 
+// Cast(to=float32 or float16): what readers look through to find a weight.
+bool IsCastToFloat(const Node& n);
+
 // Producer and consumers of every value (node indices).
 struct GraphIndex {
   std::unordered_map<std::string, int> producers;

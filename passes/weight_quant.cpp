@@ -15,6 +15,7 @@
 #include "libcompress/kernels/quant.h"
 #include "libcompress/numerics/quantize.h"
 #include "libcompress/numerics/prune.h"
+#include "passes/awq.h"
 #include "passes/factor_units.h"
 #include "passes/weight_finder.h"
 
@@ -307,10 +308,8 @@ Status AttachMask(const Graph& graph, const WeightCandidate& c, const PassContex
   return Status::Ok();
 }
 
-Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq) {
-  const auto t0 = Clock::now();
-  Result res;
-  const std::vector<float> w = WeightRowsNK(c);
+// The quantizer options of a plan (without GPTQ's factor).
+QuantOptions QuantOptionsOf(const Plan& p) {
   QuantOptions qo;
   qo.scheme.bits = p.actual.kind == WeightScheme::Kind::kInt8 ? 8 : 4;
   qo.scheme.group_size = p.actual.kind == WeightScheme::Kind::kInt8
@@ -323,8 +322,16 @@ Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq)
   qo.refine_iters = p.request.refine_iters;
   qo.importance = p.importance.empty() ? nullptr : p.importance.data();
   qo.importance_row_stride = 0;  // one K-vector for every row
-  qo.gptq = gptq;
   qo.keep = p.mask ? p.mask->keep.data<uint8_t>() : nullptr;
+  return qo;
+}
+
+Result Quantize(const WeightCandidate& c, const Plan& p, const GptqFactor* gptq) {
+  const auto t0 = Clock::now();
+  Result res;
+  const std::vector<float> w = WeightRowsNK(c);
+  QuantOptions qo = QuantOptionsOf(p);
+  qo.gptq = gptq;
   auto q = QuantizeMatrix(w.data(), p.n, p.k, qo);
   if (!q.ok()) {
     res.failure = q.status().message();
@@ -417,6 +424,7 @@ WeightRequest SearchRequest(const WeightScheme& scheme, const Options& o) {
   r.activation_importance = o.GetString("importance") == "activations";
   r.gptq = o.GetBool("gptq");
   r.gptq_damp = o.GetFloat("gptq_damp");
+  r.awq = o.GetBool("awq");
   return r;
 }
 
@@ -449,12 +457,34 @@ PassInfo WithSearchOptions(PassInfo info, const std::string& unit) {
   return info;
 }
 
-bool WeightPassNeedsHessians(const PassContext& ctx) {
-  if (ctx.options.GetBool("gptq")) return true;
+PassInfo WithAwqOptions(PassInfo info) {
+  info.options.push_back(BoolOption(
+      "awq", false,
+      "activation-aware scaling (AWQ): per input channel scales s, searched on the compile --calib data to "
+      "minimise the layer's output error after quantization, multiply the weight's input columns, and 1/s is "
+      "folded into the norm or linear layer producing the input (an explicit Mul where none can take it); "
+      "then the search / GPTQ choose the codes. Needs compile --calib",
+      true));
+  info.options.push_back(IntOption("awq_grid", 20, 1, 100,
+                                   "AWQ search grid: exponents alpha = i / awq_grid, i = 0..awq_grid-1, of "
+                                   "s = sqrt(E[x^2])^alpha (alpha 0 = no scaling)"));
+  return info;
+}
+
+namespace {
+bool OptionSetAnywhere(const PassContext& ctx, const std::string& key) {
+  if (ctx.options.GetBool(key)) return true;
   for (const auto& ov : ctx.overrides) {
-    if (ov.options.GetBool("gptq")) return true;
+    if (ov.options.GetBool(key)) return true;
   }
   return false;
+}
+}  // namespace
+
+bool WeightPassNeedsHessians(const PassContext& ctx) { return OptionSetAnywhere(ctx, "gptq"); }
+
+bool WeightPassNeedsActivations(const PassContext& ctx) {
+  return OptionSetAnywhere(ctx, "gptq") || OptionSetAnywhere(ctx, "awq");
 }
 
 std::string WeightScheme::Name() const {
@@ -470,12 +500,54 @@ std::string WeightScheme::Name() const {
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request) {
   const auto t0 = Clock::now();
-  const GraphIndex index = GraphIndex::Build(graph);
+  const Graph* work = &graph;  // the graph the codes are chosen on (AWQ rescales a copy)
+  GraphIndex index = GraphIndex::Build(graph);
   std::vector<WeightCandidate> cands = FindWeights(graph, index);
   std::vector<Plan> plans;
-  plans.reserve(cands.size());
-  for (auto& c : cands) plans.push_back(MakePlan(&c, ctx, request));
-  for (size_t i = 0; i < plans.size(); ++i) SLIM_RETURN_IF_ERROR(AttachMask(graph, cands[i], ctx, &plans[i]));
+  auto plan_all = [&](const PassContext& c) -> Status {
+    plans.clear();
+    plans.reserve(cands.size());
+    for (auto& cand : cands) plans.push_back(MakePlan(&cand, c, request));
+    for (size_t i = 0; i < plans.size(); ++i) SLIM_RETURN_IF_ERROR(AttachMask(*work, cands[i], c, &plans[i]));
+    return Status::Ok();
+  };
+  SLIM_RETURN_IF_ERROR(plan_all(ctx));
+
+  // AWQ rescales weights and inputs first; the plans are then made again on
+  // the rescaled graph, with the statistics of the rescaled inputs.
+  Graph awq_graph;
+  ActivationStats awq_stats;
+  PassContext awq_ctx;
+  std::map<std::string, std::string> awq_notes;
+  std::vector<AwqRequest> awq_requests;
+  int64_t awq_scaled = 0;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i].quantize && plans[i].request.awq) awq_requests.push_back({i, QuantOptionsOf(plans[i])});
+  }
+  if (!awq_requests.empty() && ctx.dry_run) {
+    for (const AwqRequest& r : awq_requests) awq_notes[cands[r.cand].name] = "awq: searched when not a dry run";
+  } else if (!awq_requests.empty() && ctx.activations) {
+    awq_graph = graph;
+    auto rw = ApplyAwqScales(awq_graph, index, cands, awq_requests, *ctx.activations,
+                             static_cast<int>(ctx.options.GetInt("awq_grid")), ctx.threads);
+    if (!rw.ok()) return rw.status();
+    awq_notes = std::move(rw->notes);
+    awq_scaled = static_cast<int64_t>(rw->scaled.size());
+    if (rw->changed) {
+      awq_stats = std::move(rw->derived);
+      awq_stats.parent = ctx.activations;
+      awq_ctx = ctx;
+      awq_ctx.activations = &awq_stats;
+      work = &awq_graph;
+      index = GraphIndex::Build(awq_graph);
+      cands = FindWeights(awq_graph, index);
+      SLIM_RETURN_IF_ERROR(plan_all(awq_ctx));
+    }
+  }
+  for (Plan& p : plans) {
+    auto it = awq_notes.find(p.report.name);
+    if (it != awq_notes.end()) p.report.awq = it->second;
+  }
 
   if (!ctx.activations) {
     for (const Plan& p : plans) {
@@ -548,7 +620,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
 
   if (!ctx.dry_run) {
     // Rewrite a copy; it replaces the graph only once it validates.
-    Graph out = graph;
+    Graph out = *work;
     std::vector<bool> remove(out.nodes.size(), false);
     std::vector<std::vector<Node>> after(out.nodes.size());  // nodes inserted after node i
     for (size_t i = 0; i < plans.size(); ++i) {
@@ -626,6 +698,7 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   report.counters["int8"] = int8;
   report.counters["kept"] = kept;
   report.counters["fallbacks"] = fallbacks;
+  if (!awq_requests.empty()) report.counters["awq_scaled"] = awq_scaled;
   report.counters["bytes_before"] = static_cast<int64_t>(before);
   report.counters["bytes_after"] = static_cast<int64_t>(after);
   report.seconds = SecondsSince(t0);

@@ -48,6 +48,9 @@ struct WeightRequest {
   bool activation_importance = true;
   bool gptq = false;        // GPTQ error compensation (needs calibration Hessians)
   double gptq_damp = 0.01;  // relative damping of the Hessian's diagonal
+  // Activation-aware input scales (passes/awq.h) before the codes are
+  // chosen (needs calibration statistics); RunWeightQuantization only.
+  bool awq = false;
 };
 
 // The weight (its name, role "linear", "classifier", "embedding" or
@@ -56,7 +59,7 @@ struct WeightRequest {
 using WeightRequestFn = std::function<WeightRequest(const WeightCandidate& weight, const Options& options)>;
 
 // `scheme` with the search options of `o` (search, clip_steps, refine_iters,
-// importance, gptq, gptq_damp; WithSearchOptions declares them).
+// importance, gptq, gptq_damp, awq; WithSearchOptions declares them).
 WeightRequest SearchRequest(const WeightScheme& scheme, const Options& o);
 
 // The request both quantization passes build: the scheme named by the
@@ -75,10 +78,16 @@ WeightRequest RequestForRole(const std::string& role, const Options& o, ToScheme
 // (search, clip_steps, refine_iters, importance) appended: declared once for
 // both passes; `unit` is "group" or "row" (what one scale covers).
 PassInfo WithSearchOptions(PassInfo info, const std::string& unit);
+// `info` with the AWQ options (awq, per tensor; awq_grid) appended: the
+// quantization passes take them, the mixed pass's trials do not.
+PassInfo WithAwqOptions(PassInfo info);
 
 // Pass::NeedsHessians for the weight passes: `gptq` set in the options or
 // in any override.
 bool WeightPassNeedsHessians(const PassContext& ctx);
+// Pass::NeedsActivations for the weight passes: the above, or `awq` set in
+// the options or in any override.
+bool WeightPassNeedsActivations(const PassContext& ctx);
 
 Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
                                            const WeightRequestFn& request);

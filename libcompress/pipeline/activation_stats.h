@@ -44,14 +44,19 @@ struct ActivationStats {
   int64_t tokens = 0;
   std::map<std::string, ActivationStat> values;
   std::map<std::string, ActivationStat> conv_inputs;  // by Conv weight name
+  // Statistics a pass derived (the inputs AWQ rescaled, under their new
+  // names) sit in an overlay whose lookups fall through to the originals.
+  const ActivationStats* parent = nullptr;
 
   const ActivationStat* Find(const std::string& value) const {
     auto it = values.find(value);
-    return it == values.end() ? nullptr : &it->second;
+    if (it != values.end()) return &it->second;
+    return parent ? parent->Find(value) : nullptr;
   }
   const ActivationStat* FindConv(const std::string& weight) const {
     auto it = conv_inputs.find(weight);
-    return it == conv_inputs.end() ? nullptr : &it->second;
+    if (it != conv_inputs.end()) return &it->second;
+    return parent ? parent->FindConv(weight) : nullptr;
   }
 };
 

@@ -301,6 +301,11 @@ struct TensorReport {
   // How codes were chosen: "rtn" (max-abs round to nearest), "search" (scale
   // search), "gptq" (search + GPTQ error compensation); "" when kept.
   std::string method;
+  // Activation-aware scaling (option awq): the chosen alpha, where the
+  // input's 1/s went (folded into a norm or a linear layer, or an explicit
+  // Mul) and the output error before and after, or why it was not applied;
+  // "" when not asked.
+  std::string awq;
   // Fraction of weights pruned (0 for a dense tensor) and the mask's
   // pattern ("unstructured", "2:4"; "" when dense).
   double sparsity = 0;

@@ -278,6 +278,7 @@ std::string PipelineReportToJson(const PipelineReport& r) {
         tj["weight_max_abs_error"] = nullptr;
       }
       tj["method"] = t.method;
+      tj["awq"] = t.awq;
       tj["sparsity"] = t.sparsity;
       tj["sparsity_pattern"] = t.sparsity_pattern;
       tj["importance"] = t.importance;
@@ -315,6 +316,7 @@ std::string FormatReportTable(const PipelineReport& r) {
       if (t.output_error_measured) std::snprintf(out_err, sizeof out_err, "%.3g", t.output_rel_error);
       std::string note = t.reason;
       if (t.fallback) note = "FALLBACK to " + t.actual + ": " + note;
+      if (!t.awq.empty()) note += (note.empty() ? "" : "; ") + t.awq;
       char sparsity[32] = "-";
       if (!t.sparsity_pattern.empty()) {
         std::snprintf(sparsity, sizeof sparsity, "%.1f%%%s", 100.0 * t.sparsity,

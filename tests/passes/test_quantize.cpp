@@ -728,6 +728,42 @@ TEST_CASE("same input and options give a byte-identical graph at any thread coun
   }
 }
 
+TEST_CASE("awq: explicit Muls where no producer takes the scales, same bytes at any thread count",
+          "[passes][awq][determinism]") {
+  // TinyGraph's inputs come from a Cast, a MatMul and a Gemm: none can
+  // absorb a per-channel scale, so every scaled group gets a Mul.
+  const ActivationStats stats = TinyStats(true);
+  const Recipe recipe = ParseOrDie(R"({"passes": [{"pass": "quantize_int4", "options": {"awq": true, "gptq": true}}]})");
+  std::string first;
+  for (int threads : {1, 2, 3}) {
+    Graph g = TinyGraph(false);
+    PipelineOptions opts;
+    opts.threads = threads;
+    auto r = RunRecipe(g, recipe, opts, &stats);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    size_t muls = 0;
+    for (const Node& n : g.nodes) {
+      if (n.op_type != "Mul") continue;
+      ++muls;
+      CHECK(n.outputs[0].find(".awq") != std::string::npos);
+      CHECK(g.FindInitializer(n.inputs[1]) != nullptr);
+    }
+    // One weight per input here, so one Mul per scaled weight.
+    CHECK(muls > 0);
+    CHECK(muls == static_cast<size_t>(r->passes[0].counters.at("awq_scaled")));
+    const TensorReport* row = Row(*r, "w_init");
+    REQUIRE(row != nullptr);
+    CHECK(!row->awq.empty());
+    const std::string fp = Fingerprint(g);
+    if (first.empty()) {
+      first = fp;
+    } else {
+      CHECK(fp == first);
+    }
+  }
+}
+
 TEST_CASE("select_layout re-packs int4 for the target profile, weights unchanged",
           "[passes][layout]") {
   Graph row = TinyGraph(false);
