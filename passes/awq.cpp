@@ -170,15 +170,15 @@ void PlanFold(const Graph& g, const GraphIndex& ix, const std::vector<WeightCand
   grp->where = StrCat("explicit Mul: ", n.Describe(), " cannot absorb a per-channel scale");
 }
 
-// Statistics of x / s from those of x.
-ActivationStat ScaledStat(const ActivationStat& st, const std::vector<float>& s) {
+// Statistics of x / s from those of x (E[x x^T] only when `gram`).
+ActivationStat ScaledStat(const ActivationStat& st, const std::vector<float>& s, bool gram) {
   const size_t k = s.size();
   ActivationStat out;
   out.dim = st.dim;
   out.rows = st.rows;
   out.mean_sq.resize(k);
   for (size_t i = 0; i < k; ++i) out.mean_sq[i] = st.mean_sq[i] / (static_cast<double>(s[i]) * s[i]);
-  if (!st.gram.empty()) {
+  if (gram && !st.gram.empty()) {
     out.gram.resize(k * k);
     for (size_t i = 0; i < k; ++i) {
       for (size_t j = 0; j < k; ++j) out.gram[i * k + j] = st.gram[i * k + j] / (s[i] * s[j]);
@@ -217,7 +217,9 @@ Expected<AwqRewrite> ApplyAwqScales(Graph& graph, const GraphIndex& ix, const st
     }
     const std::string& v = c.activations[0];
     const ActivationStat* st = stats.Find(v);
-    if (!st || static_cast<size_t>(st->dim) != c.k || st->mean_sq.size() != c.k) {
+    if (!st || static_cast<size_t>(st->dim) != c.k || st->mean_sq.size() != c.k ||
+        (!st->gram.empty() && st->gram.size() != c.k * c.k) ||
+        st->sample.size() != static_cast<size_t>(st->sample_rows) * c.k) {
       out.notes[c.name] = StrCat("awq not applied: no calibration statistics of its input '", v, "'");
       continue;
     }
@@ -380,7 +382,9 @@ Expected<AwqRewrite> ApplyAwqScales(Graph& graph, const GraphIndex& ix, const st
       inserts.push_back(std::move(ins));
     }
     if (info) g.value_info[scaled] = std::move(*info);
-    out.derived.values[scaled] = ScaledStat(*grp.stat, s);
+    bool gptq = false;
+    for (size_t r : grp.members) gptq |= requests[r].gptq;
+    out.derived.values[scaled] = ScaledStat(*grp.stat, s, gptq);
     for (size_t r : grp.members) {
       out.scaled.insert(cands[requests[r].cand].name);
       out.notes[cands[requests[r].cand].name] = StrCat("awq alpha ", FormatFixed(sc.alpha, 2), ", ", grp.where, "; ",

@@ -21,7 +21,8 @@
 // The scaled value gets a new name (`<value>.awq`), so statistics of the
 // unscaled value can never be applied to it; its own statistics (E[x^2] /
 // s^2, E[x x^T] conjugated by 1/s, the sample divided by s) are derived
-// exactly and returned for the quantization that follows (GPTQ included).
+// exactly and returned for the quantization that follows (E[x x^T] only
+// where GPTQ follows: it costs K^2 floats per rescaled input).
 // In float the rewritten graph computes what the original did, up to the
 // rounding of the scaled weights to their own dtype.
 #pragma once
@@ -41,6 +42,7 @@ namespace slim {
 struct AwqRequest {
   size_t cand = 0;
   QuantOptions options;
+  bool gptq = false;  // GPTQ follows: the rescaled input's E[x x^T] is derived too
 };
 
 struct AwqRewrite {

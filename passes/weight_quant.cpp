@@ -522,7 +522,9 @@ Expected<PassReport> RunWeightQuantization(Graph& graph, const PassContext& ctx,
   std::vector<AwqRequest> awq_requests;
   int64_t awq_scaled = 0;
   for (size_t i = 0; i < plans.size(); ++i) {
-    if (plans[i].quantize && plans[i].request.awq) awq_requests.push_back({i, QuantOptionsOf(plans[i])});
+    if (plans[i].quantize && plans[i].request.awq) {
+      awq_requests.push_back({i, QuantOptionsOf(plans[i]), plans[i].hessian != nullptr});
+    }
   }
   if (!awq_requests.empty() && ctx.dry_run) {
     for (const AwqRequest& r : awq_requests) awq_notes[cands[r.cand].name] = "awq: searched when not a dry run";

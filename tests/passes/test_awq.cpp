@@ -37,6 +37,7 @@ TEST_CASE("AWQ on kjv-byte: folded into norms and up rows, explicit before o_pro
     if (cands[i].role != "linear" && cands[i].role != "classifier") continue;
     AwqRequest r;
     r.cand = i;
+    r.gptq = true;
     r.options.scheme.bits = 4;
     r.options.scheme.group_size = 32;
     requests.push_back(r);
