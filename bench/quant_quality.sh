@@ -8,6 +8,7 @@
 #   gptq     calib + GPTQ error compensation
 #   awq      calib with activation-aware input scales first (awq: true)
 #   awq+gptq gptq with awq first
+#   ... seq  the same with --calib-mode sequential (one decoder layer at a time)
 # int8 per channel and int4 group 32 symmetric/asymmetric, classifier int8 or
 # kept FP16, and int4 nl with classifier int8. Calibration uses sequences 64..127, never the scored ones.
 #   bench/quant_quality.sh [build-dir [model...]]   (models: kjv-byte stories260k; needs jq)
@@ -46,6 +47,9 @@ for model in "${models[@]}"; do
       if [ "$cls" = int8 ]; then
         measure "$model" "$label awq" quantize_int4 "{$base, \"awq\": true}" "${calib[@]}"
         measure "$model" "$label awq+gptq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" "${calib[@]}"
+        measure "$model" "$label gptq seq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}" --calib-mode sequential
+        measure "$model" "$label awq+gptq seq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" "${calib[@]}" \
+          --calib-mode sequential
       fi
     done
   done
@@ -57,4 +61,8 @@ for model in "${models[@]}"; do
   measure "$model" "int4 g32 nl classifier=int8 gptq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}"
   measure "$model" "int4 g32 nl classifier=int8 awq" quantize_int4 "{$base, \"awq\": true}" "${calib[@]}"
   measure "$model" "int4 g32 nl classifier=int8 awq+gptq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" "${calib[@]}"
+  measure "$model" "int4 g32 nl classifier=int8 gptq seq" quantize_int4 "{$base, \"gptq\": true}" "${calib[@]}" \
+    --calib-mode sequential
+  measure "$model" "int4 g32 nl classifier=int8 awq+gptq seq" quantize_int4 "{$base, \"gptq\": true, \"awq\": true}" \
+    "${calib[@]}" --calib-mode sequential
 done

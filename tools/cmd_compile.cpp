@@ -40,6 +40,7 @@ struct CompileOptions {
   double bpw = 0, tokens_per_s = 0, budget_per_b = 0;
   std::string max_size, max_bytes_per_token;
   int64_t context = 0;
+  std::string calib_mode = "one-pass";
   bool quiet = false, verbose = false, strict = false, allow_requantize = false, dry_run = false, page_align = false;
 };
 
@@ -255,14 +256,29 @@ int RunCompile(const CompileOptions& opt) {
   auto manager = PassManager::Create(recipe, popt);
   if (!manager.ok()) return ReportError(manager.status());
   const bool have_calib = calib || calib_sets;
+  const bool sequential = opt.calib_mode == "sequential" && !opt.dry_run;
+  if (sequential) {
+    if (!calib) {
+      return ReportError(InvalidInput("--calib-mode sequential runs a decoder layer by layer on token sequences: ",
+                                      have_calib ? "--calib is a directory of ONNX test data sets"
+                                                 : "add --calib DATA (tokens or text)"));
+    }
+    for (const PassStep& s : recipe.passes) {
+      static const std::set<std::string> kSequential = {"prune", "quantize_int4", "quantize_int8", "select_layout"};
+      if (!kSequential.count(s.pass)) {
+        return ReportError(InvalidInput("--calib-mode sequential: pass '", s.pass, "' works on the whole model at once; "
+                                        "sequential recipes use prune, quantize_int4, quantize_int8 and select_layout"));
+      }
+    }
+  }
   if (manager->NeedsHessians() && !have_calib && !opt.dry_run) {
     return ReportError(InvalidInput(
         "the recipe asks for GPTQ or SparseGPT, and each needs calibration data: add --calib DATA "
         "(or use prune method magnitude / quantization without gptq)"));
   }
   if (manager->NeedsActivations() && !have_calib && !opt.dry_run) {
-    return ReportError(InvalidInput("the recipe asks for Wanda pruning, which needs calibration data: add --calib DATA "
-                                    "(or use prune method magnitude)"));
+    return ReportError(InvalidInput("the recipe asks for Wanda pruning or AWQ, which need calibration data: add --calib "
+                                    "DATA (or use prune method magnitude / quantization without awq)"));
   }
 
   // Presets that would gain from calibration data say so, with the gain
@@ -324,7 +340,7 @@ int RunCompile(const CompileOptions& opt) {
     log(StrCat("compile: calibration on ", activations->source, ": ", activations->values.size(), " matmul inputs, ",
                activations->conv_inputs.size(), " Conv inputs"));
   }
-  if (calib && calibrate) {
+  if (calib && calibrate && !sequential) {
     const auto tc = Clock::now();
     const size_t available = calib->sequences.size() - opt.calib_skip;
     Progress calib_bar("compile: calibration",
@@ -366,7 +382,50 @@ int RunCompile(const CompileOptions& opt) {
   int64_t default_context = model->decoder ? model->decoder->max_positions : 0;
   if (calib) default_context = static_cast<int64_t>(calib->sequences[opt.calib_skip].size());
   manager->SetModelFacts(scorer ? &*scorer : nullptr, source_stats.kv_bytes_per_context_token, default_context);
-  auto report = manager->Run(model->graph, activations ? &*activations : nullptr);
+  Expected<PipelineReport> report = PipelineReport{};
+  int64_t sequential_groups = 0;
+  if (sequential) {
+    // Each decoder layer is compressed on the outputs of the layers before
+    // it; the last step also takes the weights of no layer (embeddings).
+    auto groups = SequentialGroups(model->graph);
+    if (!groups.ok()) return ReportError(groups.status().WithContext(opt.model));
+    std::set<std::string> grouped;
+    for (const SequentialGroup& g : *groups) grouped.insert(g.weights.begin(), g.weights.end());
+    std::vector<PipelineReport> steps;
+    std::vector<std::set<std::string>> step_sets;
+    const auto tc = Clock::now();
+    Status st = CalibrateSequentially(
+        *model, *calib, opt.calib, copt,
+        [&](const SequentialGroup& group, size_t index, size_t count, const ActivationStats& stats) -> Status {
+          std::set<std::string> mine(group.weights.begin(), group.weights.end());
+          if (index + 1 == count) {
+            for (const std::string& name : model->graph.initializer_names()) {
+              if (!grouped.count(name)) mine.insert(name);
+            }
+            for (const Node& n : model->graph.nodes) {
+              if (n.op_type == "Constant" && !n.outputs.empty() && !grouped.count(n.outputs[0])) mine.insert(n.outputs[0]);
+            }
+          }
+          PipelineOptions so = popt;
+          so.step_weights = std::make_shared<const std::set<std::string>>(mine);
+          so.allow_requantize = popt.allow_requantize || index > 0;
+          SLIM_ASSIGN_OR_RETURN(PassManager m, PassManager::Create(manager->recipe(), so));
+          m.SetModelFacts(nullptr, source_stats.kv_bytes_per_context_token, default_context);
+          SLIM_ASSIGN_OR_RETURN(PipelineReport r, m.Run(model->graph, &stats));
+          log(StrCat("compile: sequential calibration ", index + 1, "/", count, ": ", group.label, ", ",
+                     stats.values.size(), " matmul inputs on ", stats.tokens, " tokens"));
+          steps.push_back(std::move(r));
+          step_sets.push_back(std::move(mine));
+          return Status::Ok();
+        });
+    if (bar) bar->Finish();
+    if (!st.ok()) return ReportError(st.WithContext(opt.model));
+    calib_seconds = std::chrono::duration<double>(Clock::now() - tc).count();
+    sequential_groups = static_cast<int64_t>(steps.size());
+    report = MergeStepReports(steps, step_sets);
+  } else {
+    report = manager->Run(model->graph, activations ? &*activations : nullptr);
+  }
   if (bar) bar->Finish();
   if (!report.ok()) return ReportError(report.status().WithContext(opt.model));
   RefreshDecoderSpec(&*model);
@@ -407,14 +466,24 @@ int RunCompile(const CompileOptions& opt) {
     provenance["calib_sha256"] = calib_sha256;
     if (calib && !calib->tokenizer_sha256.empty()) provenance["calib_tokenizer_sha256"] = calib->tokenizer_sha256;
     if (activations) provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", activations->sequences}};
+    if (sequential) {
+      const size_t count = opt.calib_sequences == 0 ? calib->sequences.size() - opt.calib_skip
+                                                    : std::min(opt.calib_sequences, calib->sequences.size() - opt.calib_skip);
+      provenance["calib_sequences"] = {{"first", opt.calib_skip}, {"count", count}};
+    }
+    provenance["calib_mode"] = sequential ? "sequential" : "one-pass";
   }
 
   nlohmann::json j = nlohmann::json::parse(PipelineReportToJson(*report));
   j["provenance"] = provenance;
   if (activations) {
-    j["calibration"] = {{"data", opt.calib}, {"sequences", activations->sequences},
+    j["calibration"] = {{"data", opt.calib}, {"mode", "one-pass"}, {"sequences", activations->sequences},
                         {"tokens", activations->tokens}, {"values", activations->values.size()},
                         {"sample_rows", opt.calib_sample_rows}, {"seconds", calib_seconds}};
+  } else if (sequential) {
+    j["calibration"] = {{"data", opt.calib}, {"mode", "sequential"}, {"steps", sequential_groups},
+                        {"sequences", provenance["calib_sequences"]["count"]}, {"sample_rows", opt.calib_sample_rows},
+                        {"seconds", calib_seconds}};
   }
   const double budget = target->budget_gbps();
   j["plan"] = {{"weight_bytes", stats.weight_bytes},
@@ -502,6 +571,13 @@ void AddCompileCommand(CLI::App& app, int& exit_code) {
   sub->add_option("--calib-sample-rows", opt->calib_sample_rows,
                   "Activation rows kept per matmul input for the output-error figures")
       ->capture_default_str();
+  sub->add_option("--calib-mode", opt->calib_mode,
+                  "one-pass: statistics of every layer from one run of the source model; sequential: one\n"
+                  "decoder layer at a time, each on the outputs of the layers already compressed (GPTQ's\n"
+                  "sequential variant), holding one layer's E[xx^T] at a time; about twice the forward\n"
+                  "cost. Token or text data; recipes of prune, quantize_int4, quantize_int8, select_layout")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"one-pass", "sequential"}));
   sub->add_option("--export-distill", opt->export_distill,
                   "Also write the result's float weights, masks and a manifest into DIR (new or empty) for an\n"
                   "external fine-tuner (docs/DISTILL.md); a hook_external recipe step does it mid-recipe");

@@ -1,6 +1,7 @@
 #include "libcompress/eval/calibration.h"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <unordered_map>
 
@@ -8,36 +9,59 @@
 
 #include "libcompress/runtime/conv_window.h"
 #include "libcompress/runtime/decoder_session.h"
+#include "libcompress/runtime/fp16_upcast.h"
 
 namespace slim {
 
-std::vector<std::string> WeightInputValues(const Graph& graph) {
+namespace {
+
+// A matmul whose B is a weight, in graph order.
+struct WeightMatmul {
+  size_t node = 0;
+  std::string weight;  // the initializer or Constant output behind B
+  std::string input;   // A
+};
+
+std::vector<WeightMatmul> WeightMatmuls(const Graph& graph) {
   std::unordered_map<std::string, const Node*> producer;
   for (const Node& n : graph.nodes) {
     for (const auto& o : n.outputs) producer[o] = &n;
   }
   // A weight: an initializer or Constant, directly or through one Cast.
-  auto is_weight = [&](const std::string& v) {
-    if (graph.FindInitializer(v)) return true;
+  auto weight_behind = [&](const std::string& v) -> std::string {
+    if (graph.FindInitializer(v)) return v;
     auto p = producer.find(v);
-    if (p == producer.end()) return false;
+    if (p == producer.end()) return "";
     if (p->second->op_type == "Cast") {
       const std::string& src = p->second->Input(0);
-      if (graph.FindInitializer(src)) return true;
+      if (graph.FindInitializer(src)) return src;
       p = producer.find(src);
-      if (p == producer.end()) return false;
+      if (p == producer.end()) return "";
+      return p->second->op_type == "Constant" ? src : "";
     }
-    return p->second->op_type == "Constant";
+    return p->second->op_type == "Constant" ? v : "";
   };
-  std::vector<std::string> out;
-  std::set<std::string> seen;
-  for (const Node& n : graph.nodes) {
+  std::vector<WeightMatmul> out;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
     const bool onnx = n.domain.empty() || n.domain == "ai.onnx";
     const bool matmul = (onnx && (n.op_type == "MatMul" || n.op_type == "Gemm")) ||
                         (n.domain == "slimpack" && n.op_type == "MatMulQ");
-    if (!matmul || n.inputs.size() < 2 || !is_weight(n.Input(1))) continue;
+    if (!matmul || n.inputs.size() < 2) continue;
     if (n.op_type == "Gemm" && n.GetInt("transA", 0) != 0) continue;  // A is [K, M]: rows are not tokens
-    if (seen.insert(n.Input(0)).second) out.push_back(n.Input(0));
+    std::string w = weight_behind(n.Input(1));
+    if (!w.empty()) out.push_back({i, std::move(w), n.Input(0)});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> WeightInputValues(const Graph& graph) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const WeightMatmul& m : WeightMatmuls(graph)) {
+    if (seen.insert(m.input).second) out.push_back(m.input);
   }
   return out;
 }
@@ -115,9 +139,12 @@ struct ConvReader {
 // patches), for whatever drives the runs: token sequences or feeds.
 class Collector {
  public:
-  Collector(const Graph& graph, const CalibrationOptions& options, size_t runs)
+  // `matmul_inputs`: the values to watch (nullptr: every weight matmul's
+  // input in `graph`).
+  Collector(const Graph& graph, const CalibrationOptions& options, size_t runs,
+            const std::vector<std::string>* matmul_inputs = nullptr)
       : options_(options), runs_(runs) {
-    for (const std::string& v : WeightInputValues(graph)) {
+    for (const std::string& v : matmul_inputs ? *matmul_inputs : WeightInputValues(graph)) {
       matmul_values_.insert(v);
       observer_.values.push_back(v);
     }
@@ -320,6 +347,229 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const std::
   }
   collector.Finish(&stats);
   return stats;
+}
+
+// --- Sequential calibration -------------------------------------------------
+
+namespace {
+
+// The decoder layer a weight belongs to by its name, or -1.
+int64_t LayerOf(const std::string& weight) {
+  static const std::regex kLayer(R"((?:^|[^A-Za-z0-9])(?:layers|layer|h|blocks|block)[._/](\d+)(?:[._/]|$))");
+  std::smatch m;
+  if (!std::regex_search(weight, m, kLayer)) return -1;
+  return std::stoll(m[1].str());
+}
+
+struct GroupPlan {
+  SequentialGroup group;
+  size_t first_node = 0;            // of its matmuls, in the graph they were found in
+  std::vector<std::string> inputs;  // A inputs of its matmuls
+};
+
+Expected<std::vector<GroupPlan>> PlanGroups(const Graph& graph) {
+  std::vector<GroupPlan> plans;
+  std::map<int64_t, size_t> layer_group;  // layer -> its group
+  int64_t current = -2, last_layer = -1;
+  for (const WeightMatmul& m : WeightMatmuls(graph)) {
+    const int64_t layer = LayerOf(m.weight);
+    if (layer != current || plans.empty()) {
+      if (layer >= 0 && layer_group.count(layer)) {
+        return InvalidInput("sequential calibration: the weights of layer ", layer, " are interleaved with others in "
+                            "graph order (at '", m.weight, "')");
+      }
+      GroupPlan p;
+      p.first_node = m.node;
+      p.group.label = layer >= 0      ? StrCat("layer ", layer)
+                      : last_layer < 0 ? std::string("weights before the first layer")
+                                       : StrCat("weights after layer ", last_layer);
+      if (layer >= 0) layer_group[layer] = plans.size();
+      plans.push_back(std::move(p));
+      current = layer;
+      if (layer >= 0) last_layer = layer;
+    }
+    GroupPlan& p = plans.back();
+    if (std::find(p.group.weights.begin(), p.group.weights.end(), m.weight) == p.group.weights.end()) {
+      p.group.weights.push_back(m.weight);
+    }
+    if (std::find(p.inputs.begin(), p.inputs.end(), m.input) == p.inputs.end()) p.inputs.push_back(m.input);
+  }
+  SLIM_CHECK_INPUT(!layer_group.empty(), "sequential calibration: no weight name carries a layer number "
+                   "(layers.N., h.N., blocks.N.), so the graph has no layers to calibrate one at a time");
+  return plans;
+}
+
+// Values computed from initializers and constants alone.
+std::set<std::string> ConstantValues(const Graph& g) {
+  std::set<std::string> c(g.initializer_names().begin(), g.initializer_names().end());
+  for (const Node& n : g.nodes) {
+    bool all = true;
+    for (const auto& in : n.inputs) all &= in.empty() || c.count(in) != 0;
+    if (!all) continue;
+    for (const auto& o : n.outputs) {
+      if (!o.empty()) c.insert(o);
+    }
+  }
+  return c;
+}
+
+// Activations computed before node `cut` (graph inputs excluded) that a
+// node at or after it reads.
+std::vector<std::string> LiveAcross(const Graph& g, const std::set<std::string>& constants, size_t cut) {
+  std::set<std::string> produced, live;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (i >= cut) {
+      for (const auto& in : n.inputs) {
+        if (produced.count(in)) live.insert(in);
+      }
+    } else {
+      for (const auto& o : n.outputs) {
+        if (!o.empty() && !constants.count(o)) produced.insert(o);
+      }
+    }
+  }
+  return {live.begin(), live.end()};
+}
+
+// The part of `g` that computes `targets` from `known` values (and the
+// initializers): the producing nodes, in graph order, as a graph whose
+// inputs are the known values it reads.
+Expected<Graph> Slice(const Graph& g, const std::set<std::string>& known, const std::vector<std::string>& targets) {
+  std::unordered_map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (const auto& o : g.nodes[i].outputs) {
+      if (!o.empty()) producer[o] = i;
+    }
+  }
+  std::vector<bool> need(g.nodes.size(), false);
+  std::set<std::string> inputs, seen;
+  std::vector<std::string> stack(targets.begin(), targets.end());
+  while (!stack.empty()) {
+    const std::string v = stack.back();
+    stack.pop_back();
+    if (v.empty() || !seen.insert(v).second) continue;
+    if (known.count(v)) {
+      inputs.insert(v);
+      continue;
+    }
+    if (g.FindInitializer(v)) continue;
+    auto p = producer.find(v);
+    if (p == producer.end()) return Internal("sequential calibration: value '", v, "' is neither computed nor kept");
+    if (need[p->second]) continue;
+    need[p->second] = true;
+    for (const auto& in : g.nodes[p->second].inputs) stack.push_back(in);
+  }
+  Graph s;
+  s.name = g.name;
+  s.opset_imports = g.opset_imports;
+  s.ir_version = g.ir_version;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!need[i]) continue;
+    for (const auto& in : g.nodes[i].inputs) {
+      if (const Tensor* t = in.empty() || s.FindInitializer(in) ? nullptr : g.FindInitializer(in)) {
+        s.AddInitializer(in, *t);
+      }
+    }
+    s.nodes.push_back(g.nodes[i]);
+  }
+  for (const auto& in : inputs) s.inputs.push_back({in, DType::kUndefined, std::nullopt});
+  for (const auto& t : targets) s.outputs.push_back({t, DType::kUndefined, std::nullopt});
+  return s;
+}
+
+}  // namespace
+
+Expected<std::vector<SequentialGroup>> SequentialGroups(const Graph& graph) {
+  SLIM_ASSIGN_OR_RETURN(std::vector<GroupPlan> plans, PlanGroups(graph));
+  std::vector<SequentialGroup> out;
+  for (auto& p : plans) out.push_back(std::move(p.group));
+  return out;
+}
+
+Status CalibrateSequentially(Model& model, const TokenDataset& data, const std::string& data_path,
+                             const CalibrationOptions& options, const SequentialStepFn& step,
+                             const CalibrationProgressFn& progress) {
+  SLIM_CHECK_INPUT(model.decoder.has_value(), model.path,
+                   ": sequential calibration runs token sequences, which need a decoder language model");
+  SLIM_CHECK_INPUT(options.first_sequence < data.sequences.size(), data_path, ": has ", data.sequences.size(),
+                   " sequences, calibration starts at sequence ", options.first_sequence);
+  const size_t end = options.max_sequences == 0
+                         ? data.sequences.size()
+                         : std::min(data.sequences.size(), options.first_sequence + options.max_sequences);
+  SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model, options.runtime));
+  // Cuts and groups on the graph the runtime executes (the FP32-compute
+  // rewrite keeps value and weight names).
+  const Graph& source = session->graph();
+  SLIM_ASSIGN_OR_RETURN(std::vector<GroupPlan> groups, PlanGroups(source));
+  const std::set<std::string> constants = ConstantValues(source);
+  std::vector<std::vector<std::string>> live(groups.size());  // kept across the cut before group g
+  for (size_t g = 1; g < groups.size(); ++g) live[g] = LiveAcross(source, constants, groups[g].first_node);
+
+  std::vector<std::map<std::string, Tensor>> feeds, kept(end - options.first_sequence);
+  size_t total_rows = 0;
+  for (size_t s = options.first_sequence; s < end; ++s) {
+    auto f = session->PrefillFeeds(data.sequences[s]);
+    if (!f.ok()) return f.status().WithContext(StrCat(data_path, ": sequence ", s));
+    feeds.push_back(std::move(*f));
+    total_rows += data.sequences[s].size();
+  }
+  std::set<std::string> input_names;
+  for (const auto& in : source.inputs) input_names.insert(in.name);
+  session.reset();
+
+  const size_t runs = feeds.size();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::set<std::string> known = input_names;
+    known.insert(live[g].begin(), live[g].end());
+    auto run_slice = [&](const std::vector<std::string>& targets, const ValueObserver* observer,
+                         std::vector<std::map<std::string, Tensor>>* outputs) -> Status {
+      SLIM_ASSIGN_OR_RETURN(Graph current, UpcastFp16Compute(model.graph));
+      SLIM_ASSIGN_OR_RETURN(Graph slice, Slice(current, known, targets));
+      SLIM_ASSIGN_OR_RETURN(auto interp, Interpreter::Create(slice, options.runtime));
+      for (size_t s = 0; s < runs; ++s) {
+        std::map<std::string, Tensor> in = feeds[s];
+        for (const auto& [name, t] : kept[s]) in[name] = t;
+        auto out = interp->Run(in, targets, nullptr, observer);
+        if (!out.ok()) {
+          return out.status().WithContext(StrCat(data_path, ": sequence ", options.first_sequence + s, ", ",
+                                                 groups[g].group.label));
+        }
+        if (outputs) (*outputs)[s] = std::move(*out);
+      }
+      return Status::Ok();
+    };
+    // Statistics of the group's inputs, its weights still as they were.
+    SLIM_ASSIGN_OR_RETURN(Graph current, UpcastFp16Compute(model.graph));
+    SLIM_ASSIGN_OR_RETURN(Graph stats_slice, Slice(current, known, groups[g].inputs));
+    Collector collector(stats_slice, options, runs, &groups[g].inputs);
+    collector.set_run_rows(total_rows);
+    SLIM_RETURN_IF_ERROR(run_slice(groups[g].inputs, collector.observer(), nullptr));
+    ActivationStats stats;
+    stats.source = StrCat(data_path, " sequences ", options.first_sequence, "..", end - 1, ", ",
+                          groups[g].group.label, " after the earlier layers were compressed");
+    stats.sequences = static_cast<int64_t>(runs);
+    stats.tokens = static_cast<int64_t>(total_rows);
+    collector.Finish(&stats);
+    SLIM_RETURN_IF_ERROR(step(groups[g].group, g, groups.size(), stats));
+    if (g + 1 < groups.size()) {
+      // The next group's inputs, through the compressed group.
+      std::vector<std::string> targets;
+      std::vector<std::map<std::string, Tensor>> next(runs);
+      for (const auto& v : live[g + 1]) {
+        if (!known.count(v)) targets.push_back(v);
+      }
+      if (!targets.empty()) SLIM_RETURN_IF_ERROR(run_slice(targets, nullptr, &next));
+      for (size_t s = 0; s < runs; ++s) {
+        for (const auto& v : live[g + 1]) {
+          if (known.count(v) && kept[s].count(v)) next[s][v] = kept[s][v];
+        }
+        kept[s] = std::move(next[s]);
+      }
+    }
+    if (progress) progress(g + 1, groups.size());
+  }
+  return Status::Ok();
 }
 
 }  // namespace slim

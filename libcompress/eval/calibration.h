@@ -41,6 +41,37 @@ Expected<ActivationStats> CollectActivationStats(const Model& model, const Token
                                                  const CalibrationOptions& options,
                                                  const CalibrationProgressFn& progress = nullptr);
 
+// Sequential calibration (the GPTQ paper's sequential variant) in bounded
+// memory. The weight matmuls are split into groups in graph order, one per
+// decoder layer (the layer index in the weight's name: "layers.3.", "h.3.",
+// "blocks.3."; matmuls of unnumbered weights, such as lm_head, form groups
+// of their own). For each group in turn, the statistics of its inputs are
+// gathered on the activations the model computes with the earlier groups
+// already compressed; `step` then compresses the group's weights in
+// `model.graph`, and the part of the forward pass up to the next group is
+// run again with them to produce the next group's inputs. Only one group's
+// statistics (E[x x^T] included) exist at a time; between groups, the
+// values live across the cut (residual stream, the next norm's output,
+// masks, rotary tables: a few [tokens, hidden] tensors) are kept for every
+// calibration sequence. Forward cost: about twice one full pass.
+struct SequentialGroup {
+  std::string label;                 // "layer 3", "weights after layer 3"
+  std::vector<std::string> weights;  // weight names, graph order
+};
+using SequentialStepFn =
+    std::function<Status(const SequentialGroup& group, size_t index, size_t count, const ActivationStats& stats)>;
+
+// The groups of `graph` (the model's graph); fails when a layer's weights
+// are interleaved with another's in graph order, or no weight is numbered.
+Expected<std::vector<SequentialGroup>> SequentialGroups(const Graph& graph);
+
+// `step` may rewrite model.graph's weights (and the nodes reading them) but
+// must keep every value name the rest of the graph reads. The statistics it
+// gets are those of the group's matmul inputs only.
+Status CalibrateSequentially(Model& model, const TokenDataset& data, const std::string& data_path,
+                             const CalibrationOptions& options, const SequentialStepFn& step,
+                             const CalibrationProgressFn& progress = nullptr);
+
 // The same for a graph that is not a language model, from feeds (ONNX test
 // data sets, calib_data/test_data_sets.h): one Run per set; first_sequence
 // and max_sequences count sets.

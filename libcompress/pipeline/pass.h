@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -169,12 +170,20 @@ struct NamePattern {
   bool Matches(const std::string& name) const { return std::regex_search(name, re); }
 };
 
+// WhyExcluded's reason for a weight of another sequential-calibration step
+// (MergeStepReports drops those rows).
+inline constexpr const char* kOutsideStep = "outside this sequential-calibration step";
+
 struct TensorSelection {
   std::vector<NamePattern> include;  // empty: every tensor
   std::vector<NamePattern> exclude;
+  // Sequential calibration: the weights of the current step (a decoder
+  // layer); nullptr: no such restriction.
+  std::shared_ptr<const std::set<std::string>> step_weights;
 
   // "" when `name` is selected, otherwise why not (for the report).
   std::string WhyExcluded(const std::string& name) const {
+    if (step_weights && !step_weights->count(name)) return std::string(kOutsideStep);
     for (const auto& p : exclude) {
       if (p.Matches(name)) return "excluded by pattern '" + p.source + "'";
     }

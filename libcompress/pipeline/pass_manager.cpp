@@ -96,6 +96,7 @@ Expected<PassManager> PassManager::Create(const Recipe& recipe, PipelineOptions 
     ctx.options = std::move(*resolved);
     ctx.selection.include = include;
     ctx.selection.exclude = exclude;
+    ctx.selection.step_weights = options.step_weights;
     for (size_t k = 0; k < s.include.size(); ++k) {
       SLIM_ASSIGN_OR_RETURN(NamePattern p, Compile(s.include[k], StrCat(where, ".include[", k, "]")));
       ctx.selection.include.push_back(std::move(p));
@@ -230,6 +231,73 @@ std::string PipelineReport::Summary() const {
                 ", ", bpw, " bits per weight (all ", after.params,
                 " parameters, scales included), ", quantized, " tensors quantized, ", fallbacks,
                 " fallbacks");
+}
+
+PipelineReport MergeStepReports(const std::vector<PipelineReport>& steps,
+                                const std::vector<std::set<std::string>>& step_weights) {
+  PipelineReport out;
+  if (steps.empty()) return out;
+  out.recipe_json = steps[0].recipe_json;
+  out.target = steps[0].target;
+  out.dry_run = steps[0].dry_run;
+  out.before = steps[0].before;
+  out.after = steps.back().after;
+  std::set<std::string> logged;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const PipelineReport& r = steps[s];
+    out.seconds += r.seconds;
+    for (const std::string& line : r.log) {
+      if (logged.insert(line).second) out.log.push_back(line);
+    }
+    if (out.passes.size() < r.passes.size()) out.passes.resize(r.passes.size());
+    for (size_t p = 0; p < r.passes.size(); ++p) {
+      const PassReport& pr = r.passes[p];
+      PassReport& m = out.passes[p];
+      m.pass = pr.pass;
+      m.seconds += pr.seconds;
+      if (m.details_json.empty()) m.details_json = pr.details_json;
+      for (const std::string& l : pr.summary_lines) {
+        if (std::find(m.summary_lines.begin(), m.summary_lines.end(), l) == m.summary_lines.end()) {
+          m.summary_lines.push_back(l);
+        }
+      }
+      int64_t outside = 0;
+      for (const TensorReport& t : pr.tensors) {
+        if (t.reason == kOutsideStep) {
+          ++outside;
+          continue;
+        }
+        // A pass that ignores the selection (select_layout) lists weights of
+        // other steps too: the owning step's row wins, else the first one.
+        const bool owner = s < step_weights.size() && step_weights[s].count(t.name);
+        auto it = std::find_if(m.tensors.begin(), m.tensors.end(),
+                               [&](const TensorReport& x) { return x.name == t.name; });
+        if (it == m.tensors.end()) {
+          m.tensors.push_back(t);
+        } else if (owner) {
+          *it = t;
+        }
+      }
+      for (const auto& [key, value] : pr.counters) {
+        m.counters[key] += key == "kept" ? std::max<int64_t>(0, value - outside) : value;
+      }
+    }
+  }
+  for (PassReport& m : out.passes) {
+    // Counters that follow from the rows: the merged rows.
+    if (m.counters.count("weights")) m.counters["weights"] = static_cast<int64_t>(m.tensors.size());
+    for (const char* key : {"bytes_before", "bytes_after"}) {
+      auto it = m.counters.find(key);
+      if (it == m.counters.end() || it->second == 0) continue;
+      int64_t sum = 0;
+      for (const TensorReport& t : m.tensors) {
+        sum += static_cast<int64_t>(std::string(key) == "bytes_before" ? t.bytes_before : t.bytes_after);
+      }
+      it->second = sum;
+    }
+    for (const TensorReport& t : m.tensors) out.fallbacks += t.fallback ? 1 : 0;
+  }
+  return out;
 }
 
 std::string PipelineReportToJson(const PipelineReport& r) {

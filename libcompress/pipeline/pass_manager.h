@@ -9,7 +9,9 @@
 // PipelineOptions::log and into PipelineReport::log.
 #pragma once
 
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,9 @@ struct PipelineOptions {
   const GraphScorer* scorer = nullptr;
   uint64_t kv_bytes_per_context_token = 0;
   int64_t default_context = 0;
+  // Sequential calibration: every pass considers only these weights
+  // (TensorSelection::step_weights); nullptr: all.
+  std::shared_ptr<const std::set<std::string>> step_weights;
 };
 
 // OK when the graph holds no quantized weights; otherwise InvalidInput
@@ -55,6 +60,15 @@ struct PipelineReport {
   // included), 31 tensors quantized, 0 fallbacks"
   std::string Summary() const;
 };
+
+// One report from the reports of the steps of a sequential calibration
+// (each ran every pass on its own weights, `step_weights[i]`): per pass, each
+// weight's row from the step that owned it (or its first row, for a pass
+// that ignores the selection and lists other steps' weights), the counters
+// that follow from the rows recomputed and the others summed, `before` of
+// the first step and `after` of the last, the logs without repeats.
+PipelineReport MergeStepReports(const std::vector<PipelineReport>& steps,
+                                const std::vector<std::set<std::string>>& step_weights);
 
 // The report as JSON with stable keys (docs/PASSES.md lists them).
 std::string PipelineReportToJson(const PipelineReport& report);

@@ -60,6 +60,43 @@ Tensor Int64Row(const std::vector<int64_t>& v) {
 
 }  // namespace
 
+std::map<std::string, Tensor> DecoderSession::Feeds(const std::vector<int64_t>& ids, int64_t first_pos, int64_t total,
+                                                    const std::vector<Tensor>& past) const {
+  std::map<std::string, Tensor> feeds;
+  feeds[spec_.input_ids] = Int64Row(ids);
+  if (spec_.has_attention_mask) {
+    feeds["attention_mask"] = Int64Row(std::vector<int64_t>(static_cast<size_t>(total), 1));
+  }
+  if (spec_.has_position_ids) {
+    std::vector<int64_t> pos(ids.size());
+    for (size_t i = 0; i < pos.size(); ++i) pos[i] = first_pos + static_cast<int64_t>(i);
+    feeds["position_ids"] = Int64Row(pos);
+  }
+  if (spec_.has_past) {
+    for (int64_t l = 0; l < spec_.num_layers; ++l) {
+      feeds[DecoderSpec::PastKey(l)] = past[static_cast<size_t>(2 * l)];
+      feeds[DecoderSpec::PastValue(l)] = past[static_cast<size_t>(2 * l + 1)];
+    }
+  }
+  return feeds;
+}
+
+Expected<std::map<std::string, Tensor>> DecoderSession::PrefillFeeds(const std::vector<int64_t>& tokens) const {
+  SLIM_CHECK_INPUT(!tokens.empty(), "no tokens");
+  for (int64_t t : tokens) {
+    SLIM_CHECK_INPUT(t >= 0 && (vocab_size_ == 0 || t < vocab_size_), "token id ", t,
+                     " is outside the vocabulary [0, ", vocab_size_, ")");
+  }
+  const auto total = static_cast<int64_t>(tokens.size());
+  SLIM_CHECK_INPUT(spec_.max_positions == 0 || total <= spec_.max_positions, "context of ", total,
+                   " tokens exceeds the model's maximum of ", spec_.max_positions, " positions");
+  std::vector<Tensor> empty;
+  if (spec_.has_past) {
+    for (int64_t l = 0; l < 2 * spec_.num_layers; ++l) empty.emplace_back(past_dtype_, past_shape_);
+  }
+  return Feeds(tokens, 0, total, empty);
+}
+
 Expected<std::vector<float>> DecoderSession::Append(const std::vector<int64_t>& tokens) {
   SLIM_CHECK_INPUT(!tokens.empty(), "no tokens to append");
   for (int64_t t : tokens) {
@@ -79,21 +116,10 @@ Expected<std::vector<float>> DecoderSession::Append(const std::vector<int64_t>& 
     ids.insert(ids.end(), tokens.begin(), tokens.end());
     first_pos = 0;
   }
-  std::map<std::string, Tensor> feeds;
-  feeds[spec_.input_ids] = Int64Row(ids);
-  if (spec_.has_attention_mask) {
-    feeds["attention_mask"] = Int64Row(std::vector<int64_t>(static_cast<size_t>(total), 1));
-  }
-  if (spec_.has_position_ids) {
-    std::vector<int64_t> pos(ids.size());
-    for (size_t i = 0; i < pos.size(); ++i) pos[i] = first_pos + static_cast<int64_t>(i);
-    feeds["position_ids"] = Int64Row(pos);
-  }
+  std::map<std::string, Tensor> feeds = Feeds(ids, first_pos, total, past_);
   std::vector<std::string> wanted{spec_.logits};
   if (spec_.has_past) {
     for (int64_t l = 0; l < spec_.num_layers; ++l) {
-      feeds[DecoderSpec::PastKey(l)] = past_[static_cast<size_t>(2 * l)];
-      feeds[DecoderSpec::PastValue(l)] = past_[static_cast<size_t>(2 * l + 1)];
       wanted.push_back(DecoderSpec::PresentKey(l));
       wanted.push_back(DecoderSpec::PresentValue(l));
     }

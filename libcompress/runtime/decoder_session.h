@@ -27,6 +27,12 @@ class DecoderSession {
   // Appends `tokens` (batch 1) to the context; returns their logits,
   // row-major [tokens.size(), vocab_size()] as float32.
   Expected<std::vector<float>> Append(const std::vector<int64_t>& tokens);
+  // The graph inputs Append would feed for `tokens` on an empty context
+  // (ids, mask, positions, an empty KV cache), and the graph that runs them
+  // (the model's after the FP32-compute rewrite): what a caller needs to run
+  // parts of the forward pass itself (sequential calibration).
+  Expected<std::map<std::string, Tensor>> PrefillFeeds(const std::vector<int64_t>& tokens) const;
+  const Graph& graph() const { return graph_; }
   // Watch values of the graph during the following Appends (nullptr: stop).
   // Names are those of the model's graph; `observer` must outlive its use.
   void SetObserver(const ValueObserver* observer) { observer_ = observer; }
@@ -48,6 +54,8 @@ class DecoderSession {
  private:
   DecoderSession(const Model& model, Graph graph) : spec_(*model.decoder), graph_(std::move(graph)) {}
   Status Init();
+  std::map<std::string, Tensor> Feeds(const std::vector<int64_t>& ids, int64_t first_pos, int64_t total,
+                                      const std::vector<Tensor>& past) const;
 
   DecoderSpec spec_;
   Graph graph_;  // the model's graph after the FP32-compute rewrite
