@@ -126,7 +126,8 @@ void PlanFold(const Graph& g, const GraphIndex& ix, const std::vector<WeightCand
   }
   grp->producer = p->second;
   const Node& n = g.nodes[static_cast<size_t>(p->second)];
-  if (IsOnnxOp(n, "Mul") && n.inputs.size() == 2) {
+  // Mul(b, b) would square the scale: not foldable.
+  if (IsOnnxOp(n, "Mul") && n.inputs.size() == 2 && n.Input(0) != n.Input(1)) {
     for (size_t j : {size_t{1}, size_t{0}}) {
       if (auto c = SoleConstant(g, ix, n.Input(j), p->second, k)) {
         grp->fold = Fold::kConstants;
@@ -142,7 +143,7 @@ void PlanFold(const Graph& g, const GraphIndex& ix, const std::vector<WeightCand
       const Node& ln = g.nodes[static_cast<size_t>(l.uses[0].node)];
       const std::vector<int>& readers = ConsumersOf(ix, n.Input(j));
       if (l.n != k || readers.size() != 1 || readers[0] != p->second || IsGraphIO(g, n.Input(j)) ||
-          (IsOnnxOp(ln, "Gemm") && !ln.Input(2).empty())) {
+          (IsOnnxOp(ln, "Gemm") && !ln.Input(2).empty()) || !StorableFloat(l.tensor.dtype())) {
         continue;
       }
       grp->fold = Fold::kRows;
@@ -279,9 +280,17 @@ Expected<AwqRewrite> ApplyAwqScales(Graph& graph, const GraphIndex& ix, const st
   };
   std::vector<Insert> inserts;
   for (Group& grp : groups) {
-    if (!grp.scales.ok()) return grp.scales.status();
+    if (!grp.scales.ok()) {
+      // A weight the quantizer refuses (non-finite values) falls back on
+      // its own in the quantization that follows; its group is not scaled.
+      for (size_t r : grp.members) {
+        out.notes[cands[requests[r].cand].name] =
+            StrCat("awq not applied to the weights of '", grp.value, "': ", grp.scales.status().message());
+      }
+      continue;
+    }
     const AwqScales& sc = *grp.scales;
-    const std::vector<float>& s = sc.s;
+    std::vector<float> s = sc.s;
     const size_t k = s.size();
     const double den = sc.output_energy > 0 ? sc.output_energy : 1.0;
     const std::string figures =
@@ -319,6 +328,16 @@ Expected<AwqRewrite> ApplyAwqScales(Graph& graph, const GraphIndex& ix, const st
                                                          " (scales are stored as float32, float16 or bfloat16)");
       }
       continue;
+    }
+    // The explicit Mul's 1/s is rounded to its dtype; the weights take the
+    // reciprocal of the stored value, so weights and Mul use one scale.
+    Tensor inv_scale;
+    if (grp.fold == Fold::kExplicit) {
+      std::vector<float> inv(k);
+      for (size_t i = 0; i < k; ++i) inv[i] = 1.0f / s[i];
+      inv_scale = WeightFromRowsNK(dt, false, 1, k, inv).Reshaped({static_cast<int64_t>(k)});
+      const std::vector<float> stored = inv_scale.ToFloatVector();
+      for (size_t i = 0; i < k; ++i) s[i] = 1.0f / stored[i];
     }
     out.changed = true;
     for (size_t r : grp.members) {
@@ -362,11 +381,8 @@ Expected<AwqRewrite> ApplyAwqScales(Graph& graph, const GraphIndex& ix, const st
       }
       if (info) g.value_info.erase(grp.value);
     } else {
-      std::vector<float> inv(k);
-      for (size_t i = 0; i < k; ++i) inv[i] = 1.0f / s[i];
       const std::string inv_name = FreshName(g, ix, grp.value + ".awq_inv_scale");
-      // In the input's dtype (an FP16-compute graph multiplies FP16 values).
-      g.AddInitializer(inv_name, WeightFromRowsNK(dt, false, 1, k, inv).Reshaped({static_cast<int64_t>(k)}));
+      g.AddInitializer(inv_name, inv_scale);
       Insert ins;
       ins.before = std::numeric_limits<int>::max();
       ins.node.name = scaled;

@@ -9,6 +9,12 @@
 namespace slim {
 namespace {
 
+// Sequential calibration compresses one layer per step: only that step's
+// weights are re-packed (other selections do not apply to this pass).
+bool InStep(const PassContext& ctx, const std::string& weight) {
+  return !ctx.selection.step_weights || ctx.selection.step_weights->count(weight) != 0;
+}
+
 class SelectLayoutPass final : public Pass {
  public:
   const PassInfo& info() const override {
@@ -52,7 +58,7 @@ class SelectLayoutPass final : public Pass {
       if (n.domain != "slimpack" || n.op_type != "MatMulQ") continue;
       const std::string& w = n.Input(1);
       const Tensor* t = graph.FindInitializer(w);
-      if (!t || t->dtype() != DType::kInt4Packed || !seen.insert(w).second) continue;
+      if (!t || t->dtype() != DType::kInt4Packed || !seen.insert(w).second || !InStep(ctx, w)) continue;
       Job job;
       job.name = w;
       TensorReport& r = job.report;
@@ -155,7 +161,10 @@ class SelectLayoutPass final : public Pass {
     int64_t int8_i8_dot = 0;
     if (ctx.options.GetString("int8_path") == "i8-dot") {
       for (Node& n : graph.nodes) {
-        if (n.domain != "slimpack" || n.op_type != "MatMulQ" || n.GetString("layout", "") != "q8_row") continue;
+        if (n.domain != "slimpack" || n.op_type != "MatMulQ" || n.GetString("layout", "") != "q8_row" ||
+            !InStep(ctx, n.Input(1))) {
+          continue;
+        }
         n.attrs["compute_path"] = Attribute::String("i8-dot");
         ++int8_i8_dot;
       }

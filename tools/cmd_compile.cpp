@@ -256,8 +256,9 @@ int RunCompile(const CompileOptions& opt) {
   auto manager = PassManager::Create(recipe, popt);
   if (!manager.ok()) return ReportError(manager.status());
   const bool have_calib = calib || calib_sets;
+  // A dry run plans as one-pass, but refuses what the real run would.
   const bool sequential = opt.calib_mode == "sequential" && !opt.dry_run;
-  if (sequential) {
+  if (opt.calib_mode == "sequential") {
     if (!calib) {
       return ReportError(InvalidInput("--calib-mode sequential runs a decoder layer by layer on token sequences: ",
                                       have_calib ? "--calib is a directory of ONNX test data sets"
@@ -268,6 +269,11 @@ int RunCompile(const CompileOptions& opt) {
       if (!kSequential.count(s.pass)) {
         return ReportError(InvalidInput("--calib-mode sequential: pass '", s.pass, "' works on the whole model at once; "
                                         "sequential recipes use prune, quantize_int4, quantize_int8 and select_layout"));
+      }
+      // One threshold over every tensor cannot be drawn one layer at a time.
+      if (s.pass == "prune" && s.options.Has("scope") && s.options.GetString("scope") == "global") {
+        return ReportError(InvalidInput("--calib-mode sequential: prune scope 'global' ranks all layers together; "
+                                        "use scope 'layer' or --calib-mode one-pass"));
       }
     }
   }
@@ -386,7 +392,7 @@ int RunCompile(const CompileOptions& opt) {
   int64_t sequential_groups = 0;
   if (sequential) {
     // Each decoder layer is compressed on the outputs of the layers before
-    // it; the last step also takes the weights of no layer (embeddings).
+    // it; the first step also takes the weights of no layer (embeddings).
     auto groups = SequentialGroups(model->graph);
     if (!groups.ok()) return ReportError(groups.status().WithContext(opt.model));
     std::set<std::string> grouped;
@@ -398,7 +404,9 @@ int RunCompile(const CompileOptions& opt) {
         *model, *calib, opt.calib, copt,
         [&](const SequentialGroup& group, size_t index, size_t count, const ActivationStats& stats) -> Status {
           std::set<std::string> mine(group.weights.begin(), group.weights.end());
-          if (index + 1 == count) {
+          // Weights of no group (embedding tables) go first: every layer
+          // then sees its input through them, as decoding will.
+          if (index == 0) {
             for (const std::string& name : model->graph.initializer_names()) {
               if (!grouped.count(name)) mine.insert(name);
             }
@@ -407,6 +415,7 @@ int RunCompile(const CompileOptions& opt) {
             }
           }
           PipelineOptions so = popt;
+          last_pass.clear();  // a fresh progress bar per step
           so.step_weights = std::make_shared<const std::set<std::string>>(mine);
           so.allow_requantize = popt.allow_requantize || index > 0;
           SLIM_ASSIGN_OR_RETURN(PassManager m, PassManager::Create(manager->recipe(), so));
@@ -418,7 +427,6 @@ int RunCompile(const CompileOptions& opt) {
           step_sets.push_back(std::move(mine));
           return Status::Ok();
         });
-    if (bar) bar->Finish();
     if (!st.ok()) return ReportError(st.WithContext(opt.model));
     calib_seconds = std::chrono::duration<double>(Clock::now() - tc).count();
     sequential_groups = static_cast<int64_t>(steps.size());
@@ -481,9 +489,10 @@ int RunCompile(const CompileOptions& opt) {
                         {"tokens", activations->tokens}, {"values", activations->values.size()},
                         {"sample_rows", opt.calib_sample_rows}, {"seconds", calib_seconds}};
   } else if (sequential) {
+    // The steps interleave calibration and passes: seconds covers both.
     j["calibration"] = {{"data", opt.calib}, {"mode", "sequential"}, {"steps", sequential_groups},
                         {"sequences", provenance["calib_sequences"]["count"]}, {"sample_rows", opt.calib_sample_rows},
-                        {"seconds", calib_seconds}};
+                        {"seconds_with_passes", calib_seconds}};
   }
   const double budget = target->budget_gbps();
   j["plan"] = {{"weight_bytes", stats.weight_bytes},

@@ -357,7 +357,7 @@ namespace {
 int64_t LayerOf(const std::string& weight) {
   static const std::regex kLayer(R"((?:^|[^A-Za-z0-9])(?:layers|layer|h|blocks|block)[._/](\d+)(?:[._/]|$))");
   std::smatch m;
-  if (!std::regex_search(weight, m, kLayer)) return -1;
+  if (!std::regex_search(weight, m, kLayer) || m[1].length() > 9) return -1;  // no model has 10^9 layers
   return std::stoll(m[1].str());
 }
 
@@ -497,35 +497,41 @@ Status CalibrateSequentially(Model& model, const TokenDataset& data, const std::
   const size_t end = options.max_sequences == 0
                          ? data.sequences.size()
                          : std::min(data.sequences.size(), options.first_sequence + options.max_sequences);
-  SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model, options.runtime));
   // Cuts and groups on the graph the runtime executes (the FP32-compute
-  // rewrite keeps value and weight names).
-  const Graph& source = session->graph();
-  SLIM_ASSIGN_OR_RETURN(std::vector<GroupPlan> groups, PlanGroups(source));
-  const std::set<std::string> constants = ConstantValues(source);
-  std::vector<std::vector<std::string>> live(groups.size());  // kept across the cut before group g
-  for (size_t g = 1; g < groups.size(); ++g) live[g] = LiveAcross(source, constants, groups[g].first_node);
-
-  std::vector<std::map<std::string, Tensor>> feeds, kept(end - options.first_sequence);
-  size_t total_rows = 0;
-  for (size_t s = options.first_sequence; s < end; ++s) {
-    auto f = session->PrefillFeeds(data.sequences[s]);
-    if (!f.ok()) return f.status().WithContext(StrCat(data_path, ": sequence ", s));
-    feeds.push_back(std::move(*f));
-    total_rows += data.sequences[s].size();
-  }
+  // rewrite keeps value and weight names), and each sequence's graph inputs.
+  std::vector<GroupPlan> groups;
+  std::vector<std::vector<std::string>> live;  // kept across the cut before group g
+  std::vector<std::map<std::string, Tensor>> feeds;
   std::set<std::string> input_names;
-  for (const auto& in : source.inputs) input_names.insert(in.name);
-  session.reset();
+  size_t total_rows = 0;
+  {
+    SLIM_ASSIGN_OR_RETURN(auto session, DecoderSession::Create(model, options.runtime));
+    const Graph& source = session->graph();
+    SLIM_ASSIGN_OR_RETURN(groups, PlanGroups(source));
+    const std::set<std::string> constants = ConstantValues(source);
+    live.resize(groups.size());
+    for (size_t g = 1; g < groups.size(); ++g) live[g] = LiveAcross(source, constants, groups[g].first_node);
+    for (const auto& in : source.inputs) input_names.insert(in.name);
+    for (size_t s = options.first_sequence; s < end; ++s) {
+      auto f = session->PrefillFeeds(data.sequences[s]);
+      if (!f.ok()) return f.status().WithContext(StrCat(data_path, ": sequence ", s));
+      feeds.push_back(std::move(*f));
+      total_rows += data.sequences[s].size();
+    }
+  }
+  std::vector<std::map<std::string, Tensor>> kept(feeds.size());
 
   const size_t runs = feeds.size();
   for (size_t g = 0; g < groups.size(); ++g) {
     std::set<std::string> known = input_names;
     known.insert(live[g].begin(), live[g].end());
-    auto run_slice = [&](const std::vector<std::string>& targets, const ValueObserver* observer,
-                         std::vector<std::map<std::string, Tensor>>* outputs) -> Status {
+    // The part of the current graph from the cut to `targets`.
+    auto slice_to = [&](const std::vector<std::string>& targets) -> Expected<Graph> {
       SLIM_ASSIGN_OR_RETURN(Graph current, UpcastFp16Compute(model.graph));
-      SLIM_ASSIGN_OR_RETURN(Graph slice, Slice(current, known, targets));
+      return Slice(current, known, targets);
+    };
+    auto run_slice = [&](const Graph& slice, const std::vector<std::string>& targets, const ValueObserver* observer,
+                         std::vector<std::map<std::string, Tensor>>* outputs) -> Status {
       SLIM_ASSIGN_OR_RETURN(auto interp, Interpreter::Create(slice, options.runtime));
       for (size_t s = 0; s < runs; ++s) {
         std::map<std::string, Tensor> in = feeds[s];
@@ -540,11 +546,10 @@ Status CalibrateSequentially(Model& model, const TokenDataset& data, const std::
       return Status::Ok();
     };
     // Statistics of the group's inputs, its weights still as they were.
-    SLIM_ASSIGN_OR_RETURN(Graph current, UpcastFp16Compute(model.graph));
-    SLIM_ASSIGN_OR_RETURN(Graph stats_slice, Slice(current, known, groups[g].inputs));
+    SLIM_ASSIGN_OR_RETURN(Graph stats_slice, slice_to(groups[g].inputs));
     Collector collector(stats_slice, options, runs, &groups[g].inputs);
     collector.set_run_rows(total_rows);
-    SLIM_RETURN_IF_ERROR(run_slice(groups[g].inputs, collector.observer(), nullptr));
+    SLIM_RETURN_IF_ERROR(run_slice(stats_slice, groups[g].inputs, collector.observer(), nullptr));
     ActivationStats stats;
     stats.source = StrCat(data_path, " sequences ", options.first_sequence, "..", end - 1, ", ",
                           groups[g].group.label, " after the earlier layers were compressed");
@@ -559,7 +564,10 @@ Status CalibrateSequentially(Model& model, const TokenDataset& data, const std::
       for (const auto& v : live[g + 1]) {
         if (!known.count(v)) targets.push_back(v);
       }
-      if (!targets.empty()) SLIM_RETURN_IF_ERROR(run_slice(targets, nullptr, &next));
+      if (!targets.empty()) {
+        SLIM_ASSIGN_OR_RETURN(Graph out_slice, slice_to(targets));
+        SLIM_RETURN_IF_ERROR(run_slice(out_slice, targets, nullptr, &next));
+      }
       for (size_t s = 0; s < runs; ++s) {
         for (const auto& v : live[g + 1]) {
           if (known.count(v) && kept[s].count(v)) next[s][v] = kept[s][v];

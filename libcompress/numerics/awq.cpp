@@ -59,13 +59,11 @@ Expected<AwqScales> SearchAwqScales(const double* mean_sq, const float* gram, co
                           kc);
   Eigen::Map<const Mat> h(gram, gram ? kc : 0, gram ? kc : 0);
   // sum_n d_n^T H d_n for the rows d_n of d.
-  auto quadratic = [&](const Mat& hh, const Mat& d) {
-    return (d * hh).cwiseProduct(d).cast<double>().sum();
-  };
+  auto quadratic = [&](const Eigen::Ref<const Mat>& d) { return (d * h).cwiseProduct(d).cast<double>().sum(); };
   for (const AwqMember& m : members) {
     Eigen::Map<const Mat> w(m.w, static_cast<Eigen::Index>(m.rows), kc);
     if (out.on_gram) {
-      out.output_energy += quadratic(h, w);
+      out.output_energy += quadratic(w);
     } else if (out.on_sample) {
       out.output_energy += (x * w.transpose()).cast<double>().squaredNorm();
     } else {
@@ -81,14 +79,8 @@ Expected<AwqScales> SearchAwqScales(const double* mean_sq, const float* gram, co
   for (int i = 0; i < grid; ++i) {
     const double alpha = static_cast<double>(i) / grid;
     const std::vector<float> s = CandidateScales(r, alpha);
-    Mat xs, hs;
-    if (out.on_gram) {
-      hs = h;
-      for (Eigen::Index k = 0; k < kc; ++k) {
-        hs.row(k) /= s[static_cast<size_t>(k)];
-        hs.col(k) /= s[static_cast<size_t>(k)];
-      }
-    } else if (out.on_sample) {
+    Mat xs;
+    if (out.on_sample) {
       xs = x;
       for (Eigen::Index k = 0; k < kc; ++k) xs.col(k) /= s[static_cast<size_t>(k)];
     }
@@ -110,7 +102,10 @@ Expected<AwqScales> SearchAwqScales(const double* mean_sq, const float* gram, co
       DequantizeMatrix(*q, d.data());
       d = ws - d;
       if (out.on_gram) {
-        err += quadratic(hs, d);
+        // (W D - Q(W D)) D^-1 through the unscaled H: the scaled input's
+        // E[x x^T] is D^-1 H D^-1.
+        for (Eigen::Index k = 0; k < kc; ++k) d.col(k) /= s[static_cast<size_t>(k)];
+        err += quadratic(d);
       } else if (out.on_sample) {
         err += (xs * d.transpose()).cast<double>().squaredNorm();
       } else {

@@ -261,12 +261,8 @@ PipelineReport MergeStepReports(const std::vector<PipelineReport>& steps,
           m.summary_lines.push_back(l);
         }
       }
-      int64_t outside = 0;
       for (const TensorReport& t : pr.tensors) {
-        if (t.reason == kOutsideStep) {
-          ++outside;
-          continue;
-        }
+        if (t.reason == kOutsideStep) continue;
         // A pass that ignores the selection (select_layout) lists weights of
         // other steps too: the owning step's row wins, else the first one.
         const bool owner = s < step_weights.size() && step_weights[s].count(t.name);
@@ -278,14 +274,22 @@ PipelineReport MergeStepReports(const std::vector<PipelineReport>& steps,
           *it = t;
         }
       }
-      for (const auto& [key, value] : pr.counters) {
-        m.counters[key] += key == "kept" ? std::max<int64_t>(0, value - outside) : value;
-      }
+      for (const auto& [key, value] : pr.counters) m.counters[key] += value;
     }
   }
   for (PassReport& m : out.passes) {
-    // Counters that follow from the rows: the merged rows.
+    // Counters that follow from the rows: the merged rows. (A tensor a pass
+    // rejects before its selection, e.g. a non-float one, has a row in every
+    // step but one in the merge.)
+    int64_t kept = 0, fallbacks = 0;
+    for (const TensorReport& t : m.tensors) {
+      kept += t.actual == "keep" ? 1 : 0;
+      fallbacks += t.fallback ? 1 : 0;
+    }
     if (m.counters.count("weights")) m.counters["weights"] = static_cast<int64_t>(m.tensors.size());
+    if (m.counters.count("kept")) m.counters["kept"] = kept;
+    if (m.counters.count("quantized")) m.counters["quantized"] = static_cast<int64_t>(m.tensors.size()) - kept;
+    if (m.counters.count("fallbacks")) m.counters["fallbacks"] = fallbacks;
     for (const char* key : {"bytes_before", "bytes_after"}) {
       auto it = m.counters.find(key);
       if (it == m.counters.end() || it->second == 0) continue;

@@ -61,5 +61,14 @@ TEST_CASE("compile --calib-mode sequential: refusals name the reason, nothing wr
   CHECK_THAT(r.out, Catch::Contains("pass 'mixed' works on the whole model"));
   r = Slimpack("compile " + kKjv + " -o " + out + " --preset int4-gptq --calib-mode layered" + kCalib);
   CHECK(r.code == 2);
+  const std::string recipe = dir / "global.json";
+  std::ofstream(recipe) << R"({"passes": [{"pass": "prune", "options": {"sparsity": 0.5, "scope": "global"}},
+                                          {"pass": "quantize_int8"}]})";
+  r = Slimpack("compile " + kKjv + " -o " + out + " --recipe " + recipe + " --calib-mode sequential" + kCalib);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains("scope 'global'"));
+  // A dry run refuses what the real run would.
+  r = Slimpack("compile " + kKjv + " --dry-run --preset mixed --bpw 5 --calib-mode sequential" + kCalib);
+  CHECK(r.code == 2);
   CHECK_FALSE(std::filesystem::exists(out));
 }
