@@ -26,6 +26,24 @@ CalibrationOptions HeldOut() {
   return o;
 }
 
+// kjv-byte, its calibration data and the one-pass statistics of HeldOut().
+struct Fixture {
+  Model model;
+  TokenDataset data;
+  ActivationStats one_pass;
+  Fixture() {
+    auto m = LoadModel(kModel);
+    REQUIRE(m.ok());
+    model = std::move(*m);
+    auto d = ReadTokenDataset(kModel + "/calib_tokens.json");
+    REQUIRE(d.ok());
+    data = std::move(*d);
+    auto st = CollectActivationStats(model, data, "calib_tokens.json", HeldOut());
+    REQUIRE(st.ok());
+    one_pass = std::move(*st);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("sequential calibration: one group per layer, then the classifier", "[eval][sequential]") {
@@ -45,12 +63,10 @@ TEST_CASE("sequential calibration: one group per layer, then the classifier", "[
 }
 
 TEST_CASE("sequential calibration with steps that change nothing gives the one-pass statistics", "[eval][sequential]") {
-  auto model = LoadModel(kModel);
-  REQUIRE(model.ok());
-  auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
-  REQUIRE(data.ok());
-  auto one_pass = CollectActivationStats(*model, *data, "calib_tokens.json", HeldOut());
-  REQUIRE(one_pass.ok());
+  Fixture f;
+  Model* model = &f.model;
+  const TokenDataset* data = &f.data;
+  const ActivationStats* one_pass = &f.one_pass;
   std::set<std::string> seen;
   size_t steps = 0;
   Status st = CalibrateSequentially(
@@ -79,12 +95,10 @@ TEST_CASE("sequential calibration with steps that change nothing gives the one-p
 }
 
 TEST_CASE("sequential calibration: later layers see the quantized earlier ones", "[eval][sequential]") {
-  auto model = LoadModel(kModel);
-  REQUIRE(model.ok());
-  auto data = ReadTokenDataset(kModel + "/calib_tokens.json");
-  REQUIRE(data.ok());
-  auto one_pass = CollectActivationStats(*model, *data, "calib_tokens.json", HeldOut());
-  REQUIRE(one_pass.ok());
+  Fixture f;
+  Model* model = &f.model;
+  const TokenDataset* data = &f.data;
+  const ActivationStats* one_pass = &f.one_pass;
   auto recipe = ParseRecipe(R"({"passes": [{"pass": "quantize_int4", "options": {"gptq": true}}]})", "test");
   REQUIRE(recipe.ok());
   std::vector<bool> same;
